@@ -1,0 +1,45 @@
+# alexnet-book. The two commands: `make reproduce` (PROFILE=cifar by default) and `make test`.
+PROFILE ?= cifar
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install reproduce book test unit nbval lab lock claims clean
+
+# A fresh clone creates .venv and installs the package (editable, with dev extras) at the
+# versions verified in constraints.txt; afterwards the stamp makes reruns install nothing.
+install: $(STAMP)
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+reproduce: install  ## run every notebook with papermill into results/$(PROFILE)/, then the claims table
+	$(PY) -m alexnet_book.reproduce --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
+
+book: install  ## a cifar run that also refreshes the committed outputs in notebooks/
+	$(PY) -m alexnet_book.reproduce --profile cifar --book $(if $(ONLY),--only $(ONLY))
+
+test: unit nbval  ## unit tests, then the notebooks under nbval with the smoke profile
+
+unit: install
+	$(PY) -m pytest tests -q
+
+nbval: install
+	ALEXNET_BOOK_PROFILE=smoke $(PY) -m pytest --nbval-lax notebooks/ -q -p no:cacheprovider
+
+claims: install
+	$(PY) -m alexnet_book.claims --profile $(PROFILE)
+
+lab: install  ## JupyterLab with this environment registered as the kernel "alexnet-book"
+	$(PY) -m ipykernel install --user --name alexnet-book --display-name "alexnet-book (.venv)"
+	$(VENV)/bin/jupyter lab notebooks/
+
+lock:  ## rewrite constraints.txt from what is installed in .venv
+	{ head -n 2 constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^alexnet-book'; } > constraints.new
+	mv constraints.new constraints.txt
+
+clean:
+	rm -rf results/smoke .pytest_cache

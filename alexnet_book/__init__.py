@@ -1,0 +1,3 @@
+"""alexnet-book: a reproducible companion to Krizhevsky, Sutskever & Hinton (2012)."""
+
+__version__ = "0.1.0"

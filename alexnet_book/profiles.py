@@ -1,0 +1,97 @@
+"""The three profiles: every budget (epochs, data sizes, seeds, batch sizes) lives here and nowhere else.
+
+- smoke:    synthetic data made by the package, seconds per notebook. What CI runs.
+- cifar:    real CIFAR-10 (the default). Hours on a 2-core CPU, minutes on a GPU.
+- imagenet: the paper's scale, ILSVRC-2012 in ImageFolder layout, on one or more GPUs.
+
+A notebook names its profile with the papermill parameter `PROFILE`; when that is None the
+environment variable ALEXNET_BOOK_PROFILE decides, and then the default, `cifar`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+ENV_VAR = "ALEXNET_BOOK_PROFILE"
+DEFAULT = "cifar"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much work one experiment gets."""
+
+    epochs: int = 1
+    train_size: int | None = None  # None: the whole training split
+    test_size: int | None = None  # None: the whole test split
+    seeds: tuple[int, ...] = (0,)
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    dataset: str  # "synthetic", "cifar10" or "imagenet"
+    description: str
+    image_size: int  # side of the images the dataset yields
+    num_classes: int
+    seed: int = 0
+    alexnet_size: int = 224  # input side of the paper's AlexNet
+    synthetic_sizes: tuple[int, int] = (0, 0)  # (train, test) images, synthetic only
+    budgets: dict[str, Budget] = field(default_factory=dict)
+
+    def budget(self, notebook: str) -> Budget:
+        """The budget of one notebook, e.g. profile.budget("02_relu_vs_tanh")."""
+        try:
+            return self.budgets[notebook]
+        except KeyError:
+            raise KeyError(
+                f"profile {self.name!r} has no budget for {notebook!r}; it has: {', '.join(sorted(self.budgets))}"
+            ) from None
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        dataset="synthetic",
+        description="synthetic shapes made by the package; seconds per notebook (CI)",
+        image_size=32,
+        num_classes=10,
+        alexnet_size=224,
+        synthetic_sizes=(2000, 500),
+        budgets={
+            "00_setup": Budget(train_size=1000, test_size=200),
+            "01_architecture": Budget(batch_size=4),
+        },
+    ),
+    "cifar": Profile(
+        name="cifar",
+        dataset="cifar10",
+        description="real CIFAR-10 (50,000 train / 10,000 test, 32x32); hours on 2 CPU cores, minutes on a GPU",
+        image_size=32,
+        num_classes=10,
+        budgets={
+            "00_setup": Budget(),
+            "01_architecture": Budget(batch_size=16),
+        },
+    ),
+    "imagenet": Profile(
+        name="imagenet",
+        dataset="imagenet",
+        description="ILSVRC-2012 (1.28M train / 50,000 val) in ImageFolder layout, on one or more GPUs",
+        image_size=256,
+        num_classes=1000,
+        budgets={
+            "00_setup": Budget(train_size=10_000, test_size=10_000),
+            "01_architecture": Budget(batch_size=128),
+        },
+    ),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Resolve a profile: the argument, else $ALEXNET_BOOK_PROFILE, else the default (cifar)."""
+    name = name or os.environ.get(ENV_VAR) or DEFAULT
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+    return PROFILES[name]

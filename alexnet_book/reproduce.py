@@ -1,0 +1,88 @@
+"""`make reproduce`: run every notebook headless with papermill, in order, then build the claims table.
+
+Executed copies go to results/<profile>/notebooks/; the sources in notebooks/ are never touched
+(`--book` copies a finished run back over them: `make book`). Wall times per notebook go to
+results/<profile>/reproduce.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .claims import to_markdown, write_claims
+from .profiles import PROFILES
+from .results import REPO, results_root
+
+NOTEBOOKS = REPO / "notebooks"
+
+
+def notebooks(only: list[str] | None = None) -> list[Path]:
+    """The book's notebooks in order (NN_name.ipynb), or those whose names start with one of `only`."""
+    found = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        found = [p for p in found if any(p.stem.startswith(o) for o in only)]
+        if not found:
+            raise SystemExit(f"no notebook matches {only}; notebooks: {', '.join(p.stem for p in sorted(NOTEBOOKS.glob('*.ipynb')))}")
+    return found
+
+
+def run_notebook(source: Path, output: Path, profile: str) -> float:
+    import papermill
+
+    tic = time.perf_counter()
+    papermill.execute_notebook(str(source), str(output), parameters={"PROFILE": profile}, cwd=str(NOTEBOOKS),
+                               kernel_name="python3", progress_bar=False)
+    return time.perf_counter() - tic
+
+
+def to_book(executed: Path, source: Path) -> None:
+    """Copy an executed notebook over its source without papermill's injected PROFILE cell or timestamps.
+
+    The injected cell would pin the profile, so nbval (which runs the source under
+    ALEXNET_BOOK_PROFILE=smoke) would run the cifar budget instead.
+    """
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nb.metadata.pop("papermill", None)
+    nbformat.write(nb, source)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="cifar", choices=list(PROFILES))
+    parser.add_argument("--only", nargs="*", help="run only notebooks whose names start with these, e.g. 02 03")
+    parser.add_argument("--book", action="store_true", help="copy the executed notebooks over notebooks/ afterwards")
+    args = parser.parse_args(argv)
+
+    out = results_root() / args.profile
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    timing_file = out / "reproduce.json"
+    timings = json.loads(timing_file.read_text()) if timing_file.exists() else {}
+    for source in notebooks(args.only):
+        print(f"[{args.profile}] {source.name} ...", flush=True)
+        executed = out / "notebooks" / source.name
+        try:
+            seconds = run_notebook(source, executed, args.profile)
+        except Exception as error:
+            sys.exit(f"notebook {source.name} failed ({type(error).__name__}); see {executed}\n{error}")
+        timings[source.stem] = round(seconds, 1)
+        timing_file.write_text(json.dumps(timings, indent=2) + "\n")
+        print(f"[{args.profile}] {source.name} done in {seconds:.0f} s", flush=True)
+        if args.book:
+            to_book(executed, source)
+    table = write_claims(out)
+    print(to_markdown(table))
+    print(f"total notebook time {sum(timings.values()):.0f} s; claims in {out / 'claims.csv'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from alexnet_book.claims import CLAIMS, collect_claims, to_markdown, write_claims
+from alexnet_book.results import Results
+from alexnet_book.runtime import pick_device, seed_everything, setup
+
+
+def test_setup_resolves_profile_budget_and_results(tmp_path, capsys):
+    run = setup("00_setup", "smoke")
+    assert run.profile.name == "smoke" and run.budget == run.profile.budget("00_setup")
+    assert run.results.dir == tmp_path / "results" / "smoke" / "00_setup" and run.results.dir.is_dir()
+    printed = capsys.readouterr().out
+    assert "profile  smoke" in printed and "device   cpu" in printed
+
+
+def test_setup_rejects_unknown_profile():
+    with pytest.raises(ValueError, match="valid profiles: smoke, cifar, imagenet"):
+        setup("00_setup", "huge")
+
+
+def test_seed_everything_repeats_random_draws():
+    seed_everything(7)
+    a = torch.randn(5)
+    seed_everything(7)
+    assert torch.equal(a, torch.randn(5))
+
+
+def test_device_override(monkeypatch):
+    monkeypatch.setenv("ALEXNET_BOOK_DEVICE", "cpu")
+    assert pick_device().type == "cpu"
+
+
+def test_metrics_json_records_the_run_and_claims(tmp_path):
+    results = Results("02_relu_vs_tanh", "smoke", torch.device("cpu"), seeds=(0, 1))
+    results.claim("C1", 4.2, "partly", "ratio >= 3", spread=0.5, n=2, unit="x")
+    results.claim("C1", 4.5, "partly", "ratio >= 3", spread=0.5, n=2, unit="x")  # replaces the first entry
+    payload = results.save(epochs_to_25=[3, 18])
+    written = json.loads((results.dir / "metrics.json").read_text())
+    assert written == json.loads(json.dumps(payload))
+    run = written["run"]
+    assert run["profile"] == "smoke" and run["seeds"] == [0, 1] and run["device"].startswith("cpu")
+    assert {"python", "torch", "torchvision"} <= set(run["versions"]) and "git" in run and run["wall_time_s"] >= 0
+    assert written["metrics"] == {"epochs_to_25": [3, 18]}
+    assert [c["measured"] for c in written["claims"]] == [4.5] and written["claims"][0]["paper"] == "6x fewer epochs"
+
+
+def test_claim_rejects_unknown_ids_and_verdicts():
+    results = Results("x", "smoke", torch.device("cpu"))
+    with pytest.raises(ValueError, match="unknown claim id 'C13'; valid ids: C1, C2"):
+        results.claim("C13", 1, "reproduced", "")
+    with pytest.raises(ValueError, match="valid verdicts: reproduced, partly"):
+        results.claim("C1", 1, "sort of", "")
+
+
+def test_claims_table_has_every_claim_and_the_measured_ones(tmp_path):
+    root = tmp_path / "results" / "smoke"
+    results = Results("03_local_response_norm", "smoke", torch.device("cpu"), seeds=(0, 1, 2))
+    results.claim("C4", 1.8, "partly", "gap > 0", spread=0.3, n=3, unit="pp")
+    results.claim("C3", None, "not measured at this scale", "needs ImageNet", note="imagenet profile only")
+    results.save()
+    table = write_claims(root)
+    assert table["id"].tolist() == list(CLAIMS)
+    c4 = table.set_index("id").loc["C4"]
+    assert c4["ours"] == "1.8 ± 0.3 pp (n=3)" and c4["verdict"] == "partly" and c4["notebook"] == "03_local_response_norm"
+    assert table.set_index("id").loc["C3", "ours"] == "imagenet profile only"
+    assert table.set_index("id").loc["C1", "verdict"] == "not measured yet"
+    assert pd.read_csv(root / "claims.csv")["id"].tolist() == list(CLAIMS)
+    markdown = (root / "claims.md").read_text()
+    assert "[03_local_response_norm](../../notebooks/03_local_response_norm.ipynb)" in markdown
+    assert markdown.count("\n") == len(CLAIMS) + 2
+
+
+def test_markdown_escapes_pipes():
+    table = collect_claims(__import__("pathlib").Path("/nonexistent"))
+    table.loc[0, "rule"] = "a | b"
+    assert "a \\| b" in to_markdown(table)

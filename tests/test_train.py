@@ -1,0 +1,107 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from alexnet_book import data
+from alexnet_book.runtime import seed_everything
+from alexnet_book.train import NonFiniteLossError, evaluate, fit, topk_errors
+
+
+def small_net(dropout=0.0):
+    return nn.Sequential(nn.Conv2d(3, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Flatten(),
+                         nn.Dropout(dropout), nn.Linear(8 * 15 * 15, 10))
+
+
+def loaders(n_train=256, n_test=128, seed=0):
+    train, test = data.synthetic(n_train, seed=seed), data.synthetic(n_test, seed=seed + 1)
+    norm = data.Normalize(*data.channel_stats(train.images))
+    return (data.TensorLoader(train, 32, shuffle=True, seed=seed, transform=norm),
+            data.TensorLoader(test, 64, transform=norm))
+
+
+def test_topk_errors_counts_misses():
+    logits = torch.tensor([[5.0, 4, 3, 2, 1, 0], [0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]])
+    labels = torch.tensor([0, 0, 3])  # hit top-1; miss even top-5; miss top-1 but within top-5
+    assert topk_errors(logits, labels).tolist() == [2, 1]
+    assert topk_errors(logits[:, :3], torch.tensor([0, 0, 2])).tolist() == [1, 0]  # fewer classes than k
+
+
+def test_fit_learns_synthetic_shapes_and_returns_history():
+    seed_everything(0)
+    model, (train, test) = small_net(), loaders(512)
+    before = evaluate(model, test)
+    history = fit(model, train, test, optimizer=torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9),
+                  epochs=8, progress=False)
+    assert list(history.columns) == ["epoch", "lr", "train_loss", "train_top1", "train_top5",
+                                     "test_loss", "test_top1", "test_top5", "seconds"]
+    assert history["epoch"].tolist() == list(range(1, 9))
+    assert before["top1"] > 70  # chance is 90% error
+    assert history["test_top1"].iloc[-1] < 50  # well below chance
+    assert history["train_loss"].iloc[-1] < 0.5 * history["train_loss"].iloc[0]
+
+
+def test_scheduler_steps_once_per_epoch():
+    model, (train, test) = small_net(), loaders()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.1)
+    history = fit(model, train, test, optimizer=optimizer, scheduler=scheduler, epochs=3, progress=False)
+    assert history["lr"].tolist() == pytest.approx([0.1, 0.01, 0.001])
+
+
+def run(epochs, checkpoint=None):
+    seed_everything(0)
+    model, (train, test) = small_net(dropout=0.5), loaders()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    history = fit(model, train, test, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
+                  checkpoint=checkpoint, progress=False)
+    return model, history
+
+
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path):
+    straight, straight_history = run(4)
+    ckpt = tmp_path / "run.pt"
+    run(2, ckpt)  # "interrupted" after two epochs: its checkpoint holds epoch 2
+    seed_everything(123)  # a different process state must not matter
+    resumed, resumed_history = run(4, ckpt)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert resumed_history.drop(columns="seconds").equals(straight_history.drop(columns="seconds"))
+
+
+def test_finished_checkpoint_trains_nothing_more(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    model, history = run(2, ckpt)
+    again, again_history = run(2, ckpt)
+    assert len(again_history) == 2 and torch.equal(model[0].weight, again[0].weight)
+
+
+class NaNAfter(nn.Module):
+    """Returns NaN logits from the given forward call on."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.net, self.calls, self.step = small_net(), 0, step
+
+    def forward(self, x):
+        self.calls += 1
+        out = self.net(x)
+        return out * math.nan if self.calls > self.step else out
+
+
+def test_nan_loss_stops_with_the_step(tmp_path):
+    model, (train, _) = NaNAfter(step=5), loaders()
+    with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 0, step 5"):
+        fit(model, train, optimizer=torch.optim.SGD(model.parameters(), lr=0.01), epochs=2, progress=False,
+            checkpoint=tmp_path / "ckpt.pt")
+    assert not (tmp_path / "ckpt.pt").exists()  # nothing was saved from the broken epoch
+
+
+def test_nan_guard_checks_every_block_of_steps():
+    model, (train, _) = NaNAfter(step=3), loaders()
+    from alexnet_book.train import train_epoch
+
+    with pytest.raises(NonFiniteLossError, match="step 3"):
+        train_epoch(model, train, torch.optim.SGD(model.parameters(), lr=0.01), 0, check_every=2, progress=False)
