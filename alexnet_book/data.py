@@ -210,15 +210,23 @@ def _read_cifar10_folder(folder: Path, split: str) -> dict:
     return {"images": decode_files(files), "labels": torch.tensor(labels), "classes": classes}
 
 
-def load_dataset(profile, split: str = "train", root: str | os.PathLike | None = None) -> ImageSet:
-    """A profile's in-memory dataset: synthetic shapes (smoke) or CIFAR-10 (cifar)."""
+def load_dataset(profile, split: str = "train", root: str | os.PathLike | None = None,
+                 limit: int | None = None) -> ImageSet:
+    """A profile's dataset in memory: synthetic shapes (smoke) or CIFAR-10 (cifar), cut to a fixed
+    random subset of `limit` images; for imagenet, `limit` images spread evenly over an
+    ImageFolder split (data root/imagenet/{train,val})."""
     if profile.dataset == "synthetic":
         train, test = profile.synthetic_sizes
         n, seed = (train, profile.seed) if split == "train" else (test, profile.seed + 1)
-        return synthetic(n, profile.image_size, profile.num_classes, seed)
+        return synthetic(n, profile.image_size, profile.num_classes, seed).subset(limit, profile.seed)
     if profile.dataset == "cifar10":
-        return load_cifar10(split, root)
-    raise ValueError(f"profile {profile.name!r} streams its data from files; use ImageFolderDataset")
+        return load_cifar10(split, root).subset(limit, profile.seed)
+    if limit is None:
+        raise ValueError(f"profile {profile.name!r} is too big to hold in memory: pass limit=, or use ImageFolderDataset")
+    folder = ImageFolderDataset(data_root(root) / "imagenet", "train" if split == "train" else "val")
+    index = torch.linspace(0, len(folder) - 1, min(limit, len(folder))).long().tolist()
+    images, labels = zip(*(folder[i] for i in index))
+    return ImageSet(torch.stack(images), torch.tensor(labels), folder.classes)
 
 
 # ---------------------------------------------------------------- ImageFolder (ImageNet, Imagenette)

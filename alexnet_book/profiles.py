@@ -60,7 +60,7 @@ PROFILES: dict[str, Profile] = {
         alexnet_size=224,
         synthetic_sizes=(2000, 500),
         budgets={
-            "00_setup": Budget(train_size=1000, test_size=200),
+            "00_setup": Budget(),
             "01_architecture": Budget(batch_size=4),
         },
     ),
@@ -87,6 +87,21 @@ PROFILES: dict[str, Profile] = {
         },
     ),
 }
+
+
+def profiles_table():
+    """One row per profile: what it runs on, and how big it is."""
+    import pandas as pd
+
+    return pd.DataFrame([{"profile": p.name, "dataset": p.dataset, "image size": p.image_size,
+                          "classes": p.num_classes, "description": p.description} for p in PROFILES.values()])
+
+
+def budgets_table(profile: Profile):
+    """One row per notebook: the budget `make reproduce` gives it in this profile."""
+    import pandas as pd
+
+    return pd.DataFrame([{"notebook": name, **vars(b)} for name, b in profile.budgets.items()])
 
 
 def get_profile(name: str | None = None) -> Profile:

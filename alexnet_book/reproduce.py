@@ -30,6 +30,17 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
     return found
 
 
+def measured_times():
+    """Seconds per notebook in each profile, from the last `make reproduce` of each (results/*/reproduce.json)."""
+    import pandas as pd
+
+    times = {path.parent.name: json.loads(path.read_text()) for path in sorted(results_root().glob("*/reproduce.json"))}
+    table = pd.DataFrame(times, index=[p.stem for p in notebooks()]).rename_axis("notebook")
+    if not table.empty:
+        table.loc["total"] = table.sum()
+    return table
+
+
 def run_notebook(source: Path, output: Path, profile: str) -> float:
     import papermill
 

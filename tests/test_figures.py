@@ -1,0 +1,45 @@
+"""Figures and tables the notebooks show: they draw what they are given."""
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from alexnet_book import data, plots, summary, timing  # noqa: E402
+from alexnet_book.model import LRN, AlexNet  # noqa: E402
+
+
+def test_image_grid_has_a_row_per_class():
+    s = data.synthetic(200)
+    fig = plots.image_grid(s.images, s.labels, s.classes, per_class=4)
+    assert len(fig.axes) == 10 * 4
+
+
+def test_draw_towers_marks_the_cross_gpu_layers():
+    fig = plots.draw_towers(AlexNet())
+    red = [line for line in fig.axes[0].lines if line.get_color() == "red"]
+    # conv3, fc6, fc7: 2 crossing lines each; fc8: fed by both towers (2 lines, one from each)
+    assert len(red) == 3 * 2 + 2
+
+
+def test_lrn_response_starts_at_k_to_minus_beta():
+    fig = plots.lrn_response({"cuda-convnet": LRN.convention("cuda-convnet")}, centre=1.0)
+    y = fig.axes[0].lines[0].get_ydata()
+    assert y[0] == pytest.approx(2**-0.75, rel=1e-3) and y[-1] < y[0]  # damped as neighbours grow
+
+
+def test_paper_comparison_totals():
+    table = summary.paper_comparison(summary.layer_table(AlexNet()))
+    assert table.loc["total", "params"] == 60_965_224
+    assert table.loc["total", "neurons"] == 659_272 and table.loc["total", "figure2_neurons"] == 622_312
+    assert table.loc["conv1", "difference"] == 290_400 - 253_440
+    assert (table.drop(index=["conv1", "total"])["difference"] == 0).all()
+
+
+def test_layer_times_cover_every_layer():
+    net = AlexNet(num_classes=10, width=0.25, fc_size=64)
+    times = timing.layer_times(net, torch.randn(1, 3, 224, 224), repeats=1)
+    assert times["layer"].tolist() == [name for name, _ in timing.sequential_layers(net)]
+    assert (times[["forward_ms", "backward_ms"]] >= 0).all().all()
+    assert times["share_%"].sum() == pytest.approx(100)

@@ -1,0 +1,48 @@
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from alexnet_book import reproduce
+
+
+def tiny_notebook(path, body):
+    nb = new_notebook(cells=[new_code_cell("PROFILE = None", metadata={"tags": ["parameters"]}), new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_reproduce_runs_notebooks_in_order_and_builds_claims(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "NOTEBOOKS", tmp_path)
+    tiny_notebook(tmp_path / "00_first.ipynb", "print('profile is', PROFILE)")
+    tiny_notebook(tmp_path / "01_second.ipynb", "import alexnet_book as ab\nrun = ab.setup('00_setup', PROFILE)\n"
+                  "run.results.claim('C6', 1, 'reproduced', 'test')\nrun.results.save()")
+    reproduce.main(["--profile", "smoke", "--book"])
+    out = tmp_path / "results" / "smoke"
+    executed = nbformat.read(out / "notebooks" / "00_first.ipynb", as_version=4)
+    assert "profile is smoke" in executed.cells[-1].outputs[0]["text"]
+    assert set(json.loads((out / "reproduce.json").read_text())) == {"00_first", "01_second"}
+    assert "C6" in (out / "claims.csv").read_text()
+    # --book copies outputs back without papermill's injected PROFILE cell or its timestamps
+    book = nbformat.read(tmp_path / "00_first.ipynb", as_version=4)
+    assert len(book.cells) == 2 and "profile is smoke" in book.cells[-1].outputs[0]["text"]
+    assert "papermill" not in book.metadata and all("papermill" not in c.metadata for c in book.cells)
+
+
+def test_failing_notebook_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "NOTEBOOKS", tmp_path)
+    tiny_notebook(tmp_path / "00_broken.ipynb", "raise RuntimeError('boom')")
+    tiny_notebook(tmp_path / "01_never.ipynb", "print('not reached')")
+    with pytest.raises(SystemExit, match="notebook 00_broken.ipynb failed"):
+        reproduce.main(["--profile", "smoke"])
+    assert not (tmp_path / "results" / "smoke" / "notebooks" / "01_never.ipynb").exists()
+
+
+def test_only_selects_by_prefix_and_rejects_unknown(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "NOTEBOOKS", tmp_path)
+    for name in ("00_a", "01_b", "02_c"):
+        tiny_notebook(tmp_path / f"{name}.ipynb", "")
+    assert [p.stem for p in reproduce.notebooks(["01", "02"])] == ["01_b", "02_c"]
+    with pytest.raises(SystemExit, match="no notebook matches"):
+        reproduce.notebooks(["99"])
