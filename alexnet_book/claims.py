@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,18 @@ def claim_entry(claim_id: str, measured, verdict: str, rule: str, *, spread=None
         raise ValueError(f"unknown verdict {verdict!r}; valid verdicts: {', '.join(VERDICTS)}")
     return {"id": claim_id, "paper": CLAIMS[claim_id].paper, "measured": measured, "spread": spread,
             "n": n, "unit": unit, "verdict": verdict, "rule": rule, "note": note}
+
+
+def gain_verdict(gain: dict, paper_gain: float, unit: str = "points") -> tuple[str, str]:
+    """Verdict and its rule for "this reduces error by `paper_gain`", from a gain measured over
+    seeds ({"mean", "std", "n"}, e.g. experiment.paired_gain). Noise is judged by 2 standard errors."""
+    sem = gain["std"] / math.sqrt(gain["n"]) if gain["n"] > 1 else math.nan
+    real = gain["mean"] > 2 * sem  # False when sem is NaN: one seed proves nothing
+    big = gain["mean"] >= paper_gain / 2
+    verdict = "reproduced" if real and big else "partly" if real or big else "not reproduced"
+    rule = (f"reproduced: mean gain >= half the paper's {paper_gain:g} {unit} and > 2 standard errors over seeds; "
+            f"partly: only one of the two; not reproduced: neither")
+    return verdict, rule
 
 
 def format_value(entry: dict) -> str:

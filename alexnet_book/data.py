@@ -229,6 +229,20 @@ def load_dataset(profile, split: str = "train", root: str | os.PathLike | None =
     return ImageSet(torch.stack(images), torch.tensor(labels), folder.classes)
 
 
+def experiment_data(profile, budget) -> tuple[ImageSet, ImageSet]:
+    """Train and test sets of a section experiment (notebooks 02-07, 10), cut to the budget.
+
+    These are CIFAR-scale experiments in every real profile: the imagenet profile runs them on
+    CIFAR-10 too, and measures the ImageNet claims with the full training (notebook 08).
+    """
+    if profile.dataset == "imagenet":
+        from .profiles import PROFILES
+
+        profile = PROFILES["cifar"]
+    return (load_dataset(profile, "train", limit=budget.train_size),
+            load_dataset(profile, "test", limit=budget.test_size))
+
+
 # ---------------------------------------------------------------- ImageFolder (ImageNet, Imagenette)
 
 
@@ -283,6 +297,13 @@ class Normalize:
         self.mean = mean.float().view(1, 3, 1, 1)
         self.std = std.float().view(1, 3, 1, 1)
         self.size = size
+
+    @classmethod
+    def from_images(cls, images: torch.Tensor, divide_by_std: bool = True, size: int | None = None) -> Normalize:
+        """Statistics of a training set's uint8 images. divide_by_std=False subtracts the mean only,
+        as the paper and cuda-convnet do (activations then keep the 0-255 pixel scale)."""
+        mean, std = channel_stats(images)
+        return cls(mean, std if divide_by_std else torch.ones(3), size)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = (x.float() - self.mean.to(x.device)) / self.std.to(x.device)

@@ -108,3 +108,64 @@ def layer_times(times):
     ax.legend()
     ax.set_title("where the time of one training step goes")
     return fig
+
+
+def figure1(history, threshold: float = 25.0, column: str = "train_top1"):
+    """Figure 1 redrawn: training error against epochs, ReLU solid and tanh dashed, one thin line
+    per seed, one panel per recipe (columns `recipe`, `activation`, `seed`, `epoch`)."""
+    recipes = list(dict.fromkeys(history["recipe"]))
+    fig, axes = plt.subplots(1, len(recipes), figsize=(5.5 * len(recipes), 3.8), squeeze=False, sharey=True)
+    for ax, recipe in zip(axes[0], recipes):
+        for (activation, seed), run in history[history["recipe"] == recipe].groupby(["activation", "seed"]):
+            ax.plot(run["epoch"], run[column], "-" if activation == "relu" else "--", lw=1.3,
+                    color="C0" if activation == "relu" else "C3", label=activation if seed == run["seed"].min() else None)
+        ax.axhline(threshold, color="gray", lw=0.8, ls=":")
+        ax.set_title(f"{recipe} recipe")
+        ax.set_xlabel("epochs")
+        ax.grid(alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys())
+    axes[0][0].set_ylabel("training error (%)")
+    fig.suptitle(f"Figure 1: epochs to {threshold:g}% training error, ReLU (solid) vs tanh (dashed), one line per seed")
+    fig.tight_layout()
+    return fig
+
+
+def train_test_curves(history, title: str = ""):
+    """Left: training (dashed) and test (solid) top-1 error per variant, mean over seeds.
+    Right: the overfitting gap, test minus training error, mean and min-max over seeds."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    gap = history.assign(gap=history["test_top1"] - history["train_top1"])
+    for i, (variant, runs) in enumerate(gap.groupby("variant", sort=False)):
+        mean = runs.groupby("epoch")[["train_top1", "test_top1", "gap"]].mean()
+        left.plot(mean.index, mean["train_top1"], "--", color=f"C{i}", label=f"{variant} train")
+        left.plot(mean.index, mean["test_top1"], "-", color=f"C{i}", label=f"{variant} test")
+        band = runs.groupby("epoch")["gap"].agg(["min", "max"])
+        right.plot(mean.index, mean["gap"], color=f"C{i}", label=variant)
+        right.fill_between(band.index, band["min"], band["max"], color=f"C{i}", alpha=0.2)
+    left.set(xlabel="epochs", ylabel="top-1 error (%)", title="training (dashed) and test (solid) error")
+    right.set(xlabel="epochs", ylabel="test − training error (points)", title="overfitting gap (band: min-max over seeds)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def lrn_effect(activations: torch.Tensor, lrns: dict, title: str = ""):
+    """What each LRN does to real activations: the distribution of output / input over the
+    positive activations of a layer (each LRN divides by (k + alpha sum a^2)^beta, so the ratio
+    is the inverse divisor)."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    positive = activations > 0
+    for name, lrn in lrns.items():
+        with torch.no_grad():
+            ratio = (lrn(activations)[positive] / activations[positive]).flatten().float()
+        ax.hist(ratio.numpy(), bins=100, histtype="step", lw=1.5, density=True, label=f"{name} (median {ratio.median():.3f})")
+    ax.set_xlabel("output / input of LRN (1 = no effect)")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig

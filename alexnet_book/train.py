@@ -12,7 +12,6 @@ read once per `check_every` steps (the NaN guard) and once per epoch.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from pathlib import Path
 
@@ -124,13 +123,15 @@ def set_rng_state(state: dict) -> None:
 
 def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: torch.optim.Optimizer,
         epochs: int, scheduler=None, checkpoint: str | Path | None = None, amp_dtype: torch.dtype | None = None,
-        desc: str = "train", progress: bool = True, stop_at_train_top1: float | None = None) -> pd.DataFrame:
+        desc: str = "train", progress: bool = True, batch_progress: bool = True,
+        stop_at_train_top1: float | None = None) -> pd.DataFrame:
     """Train for `epochs` epochs and return the per-epoch history as a DataFrame.
 
     The scheduler steps once per epoch (ReduceLROnPlateau on the test top-1 error, else
     `.step()`). With `checkpoint`, the state is saved after every epoch and a rerun resumes
     from it: on CPU the resumed run ends with the same weights as an uninterrupted one.
     `stop_at_train_top1` ends training early once the training error falls to that value (in %).
+    `batch_progress=False` keeps the per-epoch bar and drops the per-batch one (for many short runs).
     """
     checkpoint = Path(checkpoint) if checkpoint else None
     history, start = [], 0
@@ -142,19 +143,22 @@ def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: to
             scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         history, start = state["history"], state["epoch"] + 1
+        if stop_at_train_top1 is not None and history[-1]["train_top1"] <= stop_at_train_top1:
+            return pd.DataFrame(history)  # the run had already stopped early
     bar = tqdm(range(start, epochs), desc=desc, unit="epoch", disable=not progress, initial=start, total=epochs)
     for epoch in bar:
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
         tic = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train = train_epoch(model, train_loader, optimizer, epoch, amp_dtype=amp_dtype, progress=progress)
+        train = train_epoch(model, train_loader, optimizer, epoch, amp_dtype=amp_dtype,
+                            progress=progress and batch_progress)
         seconds = time.perf_counter() - tic
         test = evaluate(model, test_loader, amp_dtype) if test_loader is not None else {}
         row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
                **{f"test_{k}": v for k, v in test.items()}, "seconds": seconds}
         history.append(row)
-        bar.set_postfix(train_top1=f"{train['top1']:.1f}%", test_top1=f"{test.get('top1', math.nan):.1f}%")
+        bar.set_postfix({f"{split}_top1": f"{row[f'{split}_top1']:.1f}%" for split in ("train", "test") if f"{split}_top1" in row})
         if scheduler is not None:
             plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
             scheduler.step(test["top1"]) if plateau else scheduler.step()

@@ -1,0 +1,161 @@
+"""Controlled experiments: train variants of a net over several seeds, then compare them.
+
+The section notebooks call `train_seeds` once per variant (ReLU and tanh, with and without LRN,
+...) and compare the histories. A single run is an anecdote, so every number they report is a
+mean and a spread over seeds. Each (variant, seed) run checkpoints after every epoch under the
+notebook's results folder, so an interrupted notebook resumes where it stopped and a finished
+run is not trained again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .data import ImageSet, TensorLoader
+from .runtime import seed_everything
+from .train import NonFiniteLossError, fit
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one variant is trained: SGD with momentum, a constant learning rate, a number of epochs."""
+
+    lr: float
+    epochs: int
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    stop_at_train_top1: float | None = None  # end a run early once its training error (%) falls to this
+
+
+def channels_last(transform):
+    """Wrap a loader transform so batches come out channels_last (measured faster for these convs on CPU)."""
+    def to_channels_last(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = transform(x, generator) if transform else x.float()
+        return x.contiguous(memory_format=torch.channels_last)
+    return to_channels_last
+
+
+def checkpoint_path(folder: Path, name: str, seed: int, model: nn.Module, recipe: Recipe, n_train: int) -> Path:
+    """One file per (variant, seed), keyed by the model and recipe so a changed experiment starts afresh."""
+    key = hashlib.sha1(f"{model!r}{recipe!r}{n_train}".encode()).hexdigest()[:8]
+    return Path(folder) / f"{name}-seed{seed}-{key}.pt"
+
+
+def train_seeds(name: str, make_model, recipe: Recipe, train: ImageSet, test: ImageSet | None = None, *,
+                seeds, train_transform=None, test_transform=None, device: str | torch.device = "cpu",
+                amp_dtype: torch.dtype | None = None, checkpoints: str | Path | None = None,
+                init=None) -> tuple[pd.DataFrame, list[nn.Module]]:
+    """Train `make_model()` once per seed with `recipe`; return the histories (with `variant` and
+    `seed` columns) and the trained models.
+
+    `init(model)`, when given, re-initializes the fresh model (e.g. a paper-style Gaussian init).
+    """
+    device = torch.device(device)
+    histories, models = [], []
+    for seed in seeds:
+        seed_everything(seed)
+        model = make_model()
+        if init is not None:
+            init(model)
+        model = model.to(device, memory_format=torch.channels_last)
+        train_loader = TensorLoader(train, recipe.batch_size, shuffle=True, seed=seed, device=device, drop_last=True,
+                                    transform=channels_last(train_transform))
+        test_loader = (TensorLoader(test, 500, device=device, transform=channels_last(test_transform))
+                       if test is not None else None)
+        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                    weight_decay=recipe.weight_decay)
+        checkpoint = checkpoint_path(checkpoints, name, seed, model, recipe, len(train)) if checkpoints else None
+        history = fit(model, train_loader, test_loader, optimizer=optimizer, epochs=recipe.epochs, amp_dtype=amp_dtype,
+                      checkpoint=checkpoint, desc=f"{name} seed {seed}", stop_at_train_top1=recipe.stop_at_train_top1,
+                      batch_progress=False)
+        histories.append(history.assign(variant=name, seed=seed))
+        models.append(model)
+    return pd.concat(histories, ignore_index=True), models
+
+
+def sweep_lr(name: str, make_model, recipe: Recipe, lrs, train: ImageSet, *, seed: int = 0, **options) -> pd.DataFrame:
+    """Training error after `recipe.epochs` for each learning rate (one seed); a rate whose loss
+    diverges scores 100%. The paper chose each net's rate "to make training as fast as possible"."""
+    rows = []
+    for lr in lrs:
+        try:
+            history, _ = train_seeds(f"{name}-lr{lr:g}", make_model, replace(recipe, lr=lr), train, seeds=[seed], **options)
+            error = history["train_top1"].iloc[-1]
+        except NonFiniteLossError:
+            error = 100.0
+        rows.append({"variant": name, "lr": lr, "train_top1": error})
+    return pd.DataFrame(rows)
+
+
+def best_lr(sweep: pd.DataFrame) -> float:
+    """The learning rate with the lowest training error in a sweep."""
+    return float(sweep.loc[sweep["train_top1"].idxmin(), "lr"])
+
+
+def last_epoch(history: pd.DataFrame) -> pd.DataFrame:
+    """The final row of every (variant, seed) run."""
+    return history.sort_values("epoch").groupby(["variant", "seed"], sort=False).tail(1).reset_index(drop=True)
+
+
+def epochs_to(history: pd.DataFrame, threshold: float, column: str = "train_top1", start: float = 90.0) -> float:
+    """Epochs one run needed to bring `column` down to `threshold`, interpolated linearly between
+    epochs (starting from `start` at epoch 0, chance for 10 classes); NaN if it never got there."""
+    epochs = [0.0, *history["epoch"].astype(float)]
+    values = [start, *history[column]]
+    for (e0, v0), (e1, v1) in zip(zip(epochs, values), zip(epochs[1:], values[1:])):
+        if v1 <= threshold:
+            return e1 if v0 <= threshold else e0 + (v0 - threshold) / (v0 - v1) * (e1 - e0)
+    return math.nan
+
+
+def spread(values) -> dict:
+    """Mean, standard deviation and count of a list of per-seed numbers (NaNs dropped)."""
+    series = pd.Series(list(values), dtype=float).dropna()
+    return {"mean": series.mean(), "std": series.std(ddof=1) if len(series) > 1 else math.nan, "n": len(series)}
+
+
+def compare(history: pd.DataFrame, column: str = "test_top1") -> pd.DataFrame:
+    """Final `column` per variant as mean, std and n over seeds."""
+    final = last_epoch(history)
+    return pd.DataFrame({variant: spread(group[column]) for variant, group in final.groupby("variant", sort=False)}).T
+
+
+def paired_gain(history: pd.DataFrame, worse: str, better: str, column: str = "test_top1") -> dict:
+    """How much lower `column` ends for variant `better` than for `worse`, seed by seed (same seeds
+    share their data order and, where shapes match, their init), as mean, std and n."""
+    final = last_epoch(history).set_index(["variant", "seed"])[column]
+    gains = (final[worse] - final[better]).dropna()
+    return {**spread(gains), "per_seed": gains.round(3).tolist()}
+
+
+def epochs_to_threshold(history: pd.DataFrame, threshold: float, cap: int, keys=("recipe", "activation", "seed")):
+    """epochs_to for every run; a run that never got there counts as `cap` epochs, flagged
+    `reached=False`, so anything computed from it is a bound, not a measurement."""
+    rows = []
+    for key, run in history.groupby(list(keys), sort=False):
+        epochs = epochs_to(run, threshold)
+        rows.append({**dict(zip(keys, key)), "epochs": cap if math.isnan(epochs) else epochs,
+                     "reached": not math.isnan(epochs)})
+    return pd.DataFrame(rows)
+
+
+def speedup(reach: pd.DataFrame, slow: str = "tanh", fast: str = "relu", by: str = "activation",
+            group: str = "recipe") -> pd.DataFrame:
+    """Per `group`: epochs of the `slow` and `fast` variants and their ratio, seed by seed, as mean
+    and std; `bound` is True when some slow run never reached the threshold (the ratio is then at least that)."""
+    rows = {}
+    for name, runs in reach.groupby(group, sort=False):
+        epochs = runs.pivot(index="seed", columns=by, values="epochs")
+        ratio = spread(epochs[slow] / epochs[fast])
+        rows[name] = {f"{fast}_epochs": epochs[fast].mean(), f"{slow}_epochs": epochs[slow].mean(),
+                      "ratio": ratio["mean"], "ratio_std": ratio["std"], "n": ratio["n"],
+                      "bound": not runs["reached"].all()}
+    return pd.DataFrame(rows).T
