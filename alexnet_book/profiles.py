@@ -78,8 +78,8 @@ PROFILES: dict[str, Profile] = {
             "00_setup": Budget(),
             "01_architecture": Budget(batch_size=4),
             "02_relu_vs_tanh": Budget(epochs=4, train_size=1000, seeds=(0, 1), sweep_epochs=1, batch_size=64),
-            "03_local_response_norm": Budget(epochs=2, seeds=(0, 1), sweep_epochs=1, batch_size=64),
-            "04_overlapping_pooling": Budget(epochs=2, seeds=(0, 1), sweep_epochs=1, batch_size=64),
+            "03_local_response_norm": Budget(epochs=2, train_size=1000, seeds=(0, 1), sweep_epochs=1, batch_size=64),
+            "04_overlapping_pooling": Budget(epochs=2, train_size=1000, seeds=(0, 1), sweep_epochs=1, batch_size=64),
         },
     ),
     "cifar": Profile(

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from alexnet_book.cifar_nets import CONV_LOCAL_LRN, CifarAlexNet, ConvLocal, Layers80Sec, gaussian_init_
+from alexnet_book.model import LRN, count_parameters
+from alexnet_book.summary import layer_table
+
+
+def shapes(model):
+    table = layer_table(model, input_size=(3, 32, 32)).set_index("layer")
+    return table["output_shape"].to_dict()
+
+
+def test_layers_80sec_matches_the_cuda_convnet_config():
+    model = Layers80Sec("tanh")
+    out = shapes(model)
+    # cuda-convnet's pooling sizes: 32 -> 16 -> 8 -> 4, so fc4 sees 64 x 4 x 4
+    assert (out["pool1"], out["pool2"], out["pool3"]) == ("32x16x16", "32x8x8", "64x4x4")
+    assert list(model.features)[1:3] == [model.features.pool1, model.features.act1]  # ReLU after the max pool
+    assert isinstance(model.features.act1, torch.nn.Tanh)
+    # 5x5 convs 3->32->32->64, fc 1024->64->10
+    assert count_parameters(model) == (3 * 25 * 32 + 32) + (32 * 25 * 32 + 32) + (32 * 25 * 64 + 64) + (1024 * 64 + 64) + (64 * 10 + 10)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_conv_local_lrn_is_the_only_difference():
+    with_lrn, without = ConvLocal(lrn=True), ConvLocal(lrn=False)
+    names = [n for n, _ in with_lrn.features.named_children()]
+    assert names.index("lrn1") == names.index("act1") + 1 and names.index("pool1") == names.index("lrn1") + 1
+    assert [n for n in names if not n.startswith("lrn")] == [n for n, _ in without.features.named_children()]
+    assert count_parameters(with_lrn) == count_parameters(without)
+    lrn = with_lrn.features.lrn2
+    assert (lrn.size, lrn.alpha, lrn.beta, lrn.k, lrn.divide_alpha_by_n) == tuple(CONV_LOCAL_LRN.values())
+    assert shapes(with_lrn)["conv4"] == "32x8x8"
+
+
+@pytest.mark.parametrize("pool_size", [3, 2])
+def test_cifar_alexnet_pooling_variants_have_matched_sizes(pool_size):
+    out = shapes(CifarAlexNet(pool_size=pool_size))
+    assert (out["pool1"], out["pool2"], out["pool5"]) == ("32x16x16", "64x8x8", "64x4x4")
+    assert count_parameters(CifarAlexNet(pool_size=pool_size)) == count_parameters(CifarAlexNet())
+
+
+def test_cifar_alexnet_options():
+    model = CifarAlexNet(lrn=None, dropout=0.3, activation="tanh")
+    assert not any(isinstance(m, LRN) for m in model.modules())
+    assert model.classifier.dropout6.p == model.classifier.dropout7.p == 0.3
+    assert isinstance(CifarAlexNet().features.lrn2, LRN)
+    with pytest.raises(ValueError, match="pool_size must be 3"):
+        CifarAlexNet(pool_size=4)
+
+
+def test_gaussian_init_sets_each_layer_std_and_zero_biases():
+    torch.manual_seed(0)
+    model = gaussian_init_(Layers80Sec(), Layers80Sec.CUDA_CONVNET_INIT)
+    for name, std in Layers80Sec.CUDA_CONVNET_INIT.items():
+        layer = getattr(model.features, name, None) or getattr(model.classifier, name)
+        assert layer.weight.std().item() == pytest.approx(std, rel=0.15)
+        assert torch.count_nonzero(layer.bias) == 0
+    with pytest.raises(KeyError, match="no init std for layer 'conv3'"):
+        gaussian_init_(Layers80Sec(), {"conv1": 1.0, "conv2": 1.0})

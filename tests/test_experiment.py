@@ -1,0 +1,92 @@
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from alexnet_book import data, experiment
+from alexnet_book.claims import gain_verdict
+from alexnet_book.experiment import Recipe
+
+
+def runs(rows):
+    """A history from (variant, seed, epoch, train_top1, test_top1) tuples."""
+    return pd.DataFrame(rows, columns=["variant", "seed", "epoch", "train_top1", "test_top1"])
+
+
+def test_epochs_to_interpolates_between_epochs():
+    h = pd.DataFrame({"epoch": [1, 2, 3], "train_top1": [60.0, 20.0, 10.0]})
+    assert experiment.epochs_to(h, 25.0) == pytest.approx(1 + 35 / 40)
+    assert experiment.epochs_to(h, 70.0) == pytest.approx((90 - 70) / (90 - 60))  # from chance at epoch 0
+    assert math.isnan(experiment.epochs_to(h, 5.0))
+
+
+def test_speedup_is_paired_by_seed_and_flags_runs_that_never_got_there():
+    rows = []
+    for seed, (fast, slow) in enumerate([([20.0], [50.0, 30.0, 20.0]), ([20.0], [50.0, 40.0, 30.0])]):
+        rows += [("relu", seed, e + 1, v) for e, v in enumerate(fast)] + [("tanh", seed, e + 1, v) for e, v in enumerate(slow)]
+    history = pd.DataFrame(rows, columns=["activation", "seed", "epoch", "train_top1"]).assign(recipe="r")
+    reach = experiment.epochs_to_threshold(history, 25.0, cap=3)
+    assert reach["reached"].tolist() == [True, True, True, False]
+    table = experiment.speedup(reach)
+    relu = (90 - 25) / 70
+    tanh = [2 + 5 / 10, 3]  # seed 1 never reached 25%: counted as the cap
+    assert table.loc["r", "ratio"] == pytest.approx(sum(t / relu for t in tanh) / 2)
+    assert table.loc["r", "bound"] and table.loc["r", "n"] == 2
+
+
+def test_compare_and_paired_gain_use_the_last_epoch_of_each_seed():
+    history = runs([("a", 0, 1, 50, 40.0), ("a", 0, 2, 40, 30.0), ("b", 0, 1, 50, 35.0), ("b", 0, 2, 40, 28.0),
+                    ("a", 1, 1, 50, 45.0), ("a", 1, 2, 40, 32.0), ("b", 1, 1, 50, 44.0), ("b", 1, 2, 40, 31.0)])
+    table = experiment.compare(history)
+    assert table.loc["a", "mean"] == 31.0 and table.loc["b", "mean"] == 29.5 and table.loc["a", "n"] == 2
+    gain = experiment.paired_gain(history, worse="a", better="b")
+    assert gain["per_seed"] == [2.0, 1.0] and gain["mean"] == 1.5 and gain["std"] == pytest.approx(math.sqrt(0.5))
+
+
+@pytest.mark.parametrize("gain, verdict", [
+    ({"mean": 2.0, "std": 0.2, "n": 3}, "reproduced"),
+    ({"mean": 0.5, "std": 0.1, "n": 3}, "partly"),  # real but under half the paper's 2 points
+    ({"mean": 1.5, "std": 3.0, "n": 3}, "partly"),  # big enough but within noise
+    ({"mean": -0.5, "std": 0.1, "n": 3}, "not reproduced"),
+    ({"mean": 2.0, "std": math.nan, "n": 1}, "partly"),  # one seed cannot show the gain is real
+])
+def test_gain_verdict(gain, verdict):
+    assert gain_verdict(gain, paper_gain=2.0)[0] == verdict
+
+
+def tiny():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64, 10))
+
+
+def test_train_seeds_is_repeatable_and_resumes_from_checkpoints(tmp_path):
+    train, test = data.synthetic(256, size=16), data.synthetic(64, size=16, seed=1)
+    norm = data.Normalize.from_images(train.images)
+    options = dict(seeds=[0, 1], train_transform=norm, test_transform=norm)
+    recipe = Recipe(lr=0.05, epochs=2, batch_size=32)
+    first, models = experiment.train_seeds("tiny", tiny, recipe, train, test, checkpoints=tmp_path, **options)
+    assert first["seed"].tolist() == [0, 0, 1, 1] and set(first["variant"]) == {"tiny"} and len(models) == 2
+    assert models[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    again, _ = experiment.train_seeds("tiny", tiny, recipe, train, test, **options)
+    pd.testing.assert_frame_equal(first.drop(columns="seconds"), again.drop(columns="seconds"))
+    # a finished run is read back from its checkpoint, not trained again
+    resumed, resumed_models = experiment.train_seeds("tiny", tiny, recipe, train, test, checkpoints=tmp_path, **options)
+    assert len(list(tmp_path.glob("tiny-seed*.pt"))) == 2
+    pd.testing.assert_frame_equal(first, resumed)
+    assert torch.equal(models[1][0].weight, resumed_models[1][0].weight)
+
+
+def test_sweep_scores_a_diverging_rate_as_100_and_best_lr_picks_the_lowest_error():
+    train = data.synthetic(128, size=16)
+    norm = data.Normalize.from_images(train.images)
+    sweep = experiment.sweep_lr("tiny", tiny, Recipe(lr=0, epochs=1, batch_size=32), [0.05, 1e12], train,
+                                train_transform=norm)
+    assert sweep["train_top1"].tolist()[1] == 100.0 and sweep["train_top1"].tolist()[0] < 100.0
+    assert experiment.best_lr(sweep) == 0.05
+
+
+def test_channels_last_wraps_a_transform():
+    x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    out = experiment.channels_last(None)(x, None)
+    assert out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last)
