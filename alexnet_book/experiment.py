@@ -18,14 +18,18 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .augment import ten_crop
 from .data import ImageSet, TensorLoader
+from .optim import PaperSGD
 from .runtime import seed_everything
-from .train import NonFiniteLossError, fit
+from .train import NonFiniteLossError, autocast, fit, topk_errors
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one variant is trained: SGD with momentum, a constant learning rate, a number of epochs."""
+    """How one variant is trained: SGD with momentum for a number of epochs, at a constant learning
+    rate unless `plateau_drops` > 0 (then divided by 10 whenever the test error stops improving for
+    `patience` epochs, at most that many times, as in section 5)."""
 
     lr: float
     epochs: int
@@ -33,6 +37,22 @@ class Recipe:
     weight_decay: float = 0.0
     batch_size: int = 128
     stop_at_train_top1: float | None = None  # end a run early once its training error (%) falls to this
+    rule: str = "torch"  # "torch": torch.optim.SGD; "paper": section 5's update rule (optim.PaperSGD)
+    plateau_drops: int = 0
+    patience: int = 2
+
+    def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        if self.rule not in ("torch", "paper"):
+            raise ValueError(f"unknown update rule {self.rule!r}; valid: 'torch', 'paper'")
+        make = PaperSGD if self.rule == "paper" else torch.optim.SGD
+        return make(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+    def scheduler(self, optimizer: torch.optim.Optimizer):
+        if not self.plateau_drops:
+            return None
+        # min_lr stops it after `plateau_drops` divisions by 10 (the margin absorbs rounding)
+        floor = self.lr * 0.1**self.plateau_drops * (1 - 1e-6)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=self.patience, min_lr=floor)
 
 
 def channels_last(transform):
@@ -70,10 +90,10 @@ def train_seeds(name: str, make_model, recipe: Recipe, train: ImageSet, test: Im
                                     transform=channels_last(train_transform))
         test_loader = (TensorLoader(test, 500, device=device, transform=channels_last(test_transform))
                        if test is not None else None)
-        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                    weight_decay=recipe.weight_decay)
+        optimizer = recipe.optimizer(model)
         checkpoint = checkpoint_path(checkpoints, name, seed, model, recipe, len(train)) if checkpoints else None
-        history = fit(model, train_loader, test_loader, optimizer=optimizer, epochs=recipe.epochs, amp_dtype=amp_dtype,
+        history = fit(model, train_loader, test_loader, optimizer=optimizer, scheduler=recipe.scheduler(optimizer),
+                      epochs=recipe.epochs, amp_dtype=amp_dtype,
                       checkpoint=checkpoint, desc=f"{name} seed {seed}", stop_at_train_top1=recipe.stop_at_train_top1,
                       batch_progress=False)
         histories.append(history.assign(variant=name, seed=seed))
@@ -81,18 +101,35 @@ def train_seeds(name: str, make_model, recipe: Recipe, train: ImageSet, test: Im
     return pd.concat(histories, ignore_index=True), models
 
 
-def sweep_lr(name: str, make_model, recipe: Recipe, lrs, train: ImageSet, *, seed: int = 0, **options) -> pd.DataFrame:
+def sweep_lr(name: str, make_model, recipe: Recipe, lrs, train: ImageSet, *, seed: int = 0, extend: int = 2,
+             **options) -> pd.DataFrame:
     """Training error after `recipe.epochs` for each learning rate (one seed); a rate whose loss
-    diverges scores 100%. The paper chose each net's rate "to make training as fast as possible"."""
-    rows = []
-    for lr in lrs:
-        try:
-            history, _ = train_seeds(f"{name}-lr{lr:g}", make_model, replace(recipe, lr=lr), train, seeds=[seed], **options)
-            error = history["train_top1"].iloc[-1]
-        except NonFiniteLossError:
-            error = 100.0
-        rows.append({"variant": name, "lr": lr, "train_top1": error})
-    return pd.DataFrame(rows)
+    diverges scores 100%. The paper chose each net's rate "to make training as fast as possible".
+
+    When the best rate sits at an end of the grid, the grid grows past that end by the same
+    factor, up to `extend` times, so the chosen rate is a real minimum and not the grid's edge.
+    """
+    lrs, rows = sorted(lrs), {}
+    for _ in range(extend + 1):
+        for lr in lrs:
+            if lr not in rows:
+                rows[lr] = _sweep_point(name, make_model, replace(recipe, lr=lr), train, seed, options)
+        best = min(rows, key=rows.get)
+        if best == lrs[0] and len(lrs) > 1:
+            lrs = [lrs[0] * lrs[0] / lrs[1], *lrs]
+        elif best == lrs[-1] and len(lrs) > 1 and rows[best] < 100:
+            lrs = [*lrs, lrs[-1] * lrs[-1] / lrs[-2]]
+        else:
+            break
+    return pd.DataFrame([{"variant": name, "lr": lr, "train_top1": rows[lr]} for lr in sorted(rows)])
+
+
+def _sweep_point(name, make_model, recipe: Recipe, train: ImageSet, seed: int, options: dict) -> float:
+    try:
+        history, _ = train_seeds(f"{name}-lr{recipe.lr:.3g}", make_model, recipe, train, seeds=[seed], **options)
+        return float(history["train_top1"].iloc[-1])
+    except NonFiniteLossError:
+        return 100.0
 
 
 def best_lr(sweep: pd.DataFrame) -> float:
@@ -159,3 +196,35 @@ def speedup(reach: pd.DataFrame, slow: str = "tanh", fast: str = "relu", by: str
                       "ratio": ratio["mean"], "ratio_std": ratio["std"], "n": ratio["n"],
                       "bound": not runs["reached"].all()}
     return pd.DataFrame(rows).T
+
+
+@torch.no_grad()
+def crop_errors(model: nn.Module, test: ImageSet, normalize, size: int, *, batch_size: int = 250,
+                amp_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Top-1 and top-5 test error (%) from the centre patch alone and from the paper's ten patches
+    (corners, centre and their mirror images, softmax outputs averaged), section 4.1."""
+    model.eval()
+    device = next(model.parameters()).device
+    errors = torch.zeros(2, 2, device=device)  # (centre, ten) x (top-1, top-5)
+    for start in range(0, len(test), batch_size):
+        x = normalize(test.images[start : start + batch_size].to(device))
+        y = test.labels[start : start + batch_size].to(device)
+        patches = ten_crop(x, size).flatten(0, 1).contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp_dtype):
+            probs = model(patches).float().softmax(dim=-1).view(10, len(y), -1)
+        errors[0] += topk_errors(probs[4], y)  # patch 4 is the centre
+        errors[1] += topk_errors(probs.mean(dim=0), y)
+    (c1, c5), (t1, t5) = (100 * errors / len(test)).tolist()
+    return {"centre_top1": c1, "centre_top5": c5, "ten_top1": t1, "ten_top5": t5}
+
+
+def epochs_to_best(history: pd.DataFrame, column: str = "test_top1", within: float = 0.5) -> pd.DataFrame:
+    """Per (variant, seed): the first epoch whose `column` is within `within` points of the run's
+    best, i.e. when it converged; `still_improving` flags runs whose best came in their last epoch."""
+    rows = []
+    for (variant, seed), run in history.groupby(["variant", "seed"], sort=False):
+        best = run[column].min()
+        first = run.loc[run[column] <= best + within, "epoch"].iloc[0]
+        rows.append({"variant": variant, "seed": seed, "epochs": first, "best": best,
+                     "still_improving": run.loc[run[column].idxmin(), "epoch"] == run["epoch"].max()})
+    return pd.DataFrame(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 
@@ -155,17 +156,93 @@ def train_test_curves(history, title: str = ""):
 
 
 def lrn_effect(activations: torch.Tensor, lrns: dict, title: str = ""):
-    """What each LRN does to real activations: the distribution of output / input over the
-    positive activations of a layer (each LRN divides by (k + alpha sum a^2)^beta, so the ratio
-    is the inverse divisor)."""
+    """What each LRN does to real activations, beyond its constant factor: the distribution over the
+    positive activations of a layer of output / input x k^beta. Every LRN divides by
+    (k + alpha sum a^2)^beta; the k^-beta part is a constant the next layer's weights can undo, so
+    1 means no normalization and the spread below 1 is the real effect."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
     positive = activations > 0
     for name, lrn in lrns.items():
         with torch.no_grad():
-            ratio = (lrn(activations)[positive] / activations[positive]).flatten().float()
-        ax.hist(ratio.numpy(), bins=100, histtype="step", lw=1.5, density=True, label=f"{name} (median {ratio.median():.3f})")
-    ax.set_xlabel("output / input of LRN (1 = no effect)")
-    ax.set_ylabel("density")
+            damping = (lrn(activations)[positive] / activations[positive] * lrn.k**lrn.beta).float().numpy()
+        median, low = np.quantile(damping, [0.5, 0.01])
+        ax.hist(damping, bins=100, histtype="step", lw=1.5, label=f"{name}: median {median:.4f}, 1st percentile {low:.4f}")
+    ax.set_yscale("log")
+    ax.set_xlabel("output / input × k^β  (1 = nothing beyond the constant factor)")
+    ax.set_ylabel("activations")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def augmentations(images: torch.Tensor, crop: int, lighting, generator: torch.Generator, draws: int = 4,
+                  lighting_std: float = 0.1):
+    """Rows: images. Columns: the original, `draws` random crops with flips, and `draws` PCA
+    lighting draws of the whole image (std `lighting_std`), as a training batch would see them."""
+    from .augment import pca_lighting, random_crop_flip
+
+    crops = [random_crop_flip(images, crop, generator) for _ in range(draws)]
+    lit = [pca_lighting(images.float(), *lighting, generator, std=lighting_std).clamp(0, 255).to(torch.uint8)
+           for _ in range(draws)]
+    columns = [("original", images)] + [(f"crop+flip {i + 1}", c) for i, c in enumerate(crops)] + \
+              [(f"lighting {i + 1}", x) for i, x in enumerate(lit)]
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(len(columns) * 1.1, len(images) * 1.15), squeeze=False)
+    for j, (title, batch) in enumerate(columns):
+        axes[0][j].set_title(title, fontsize=7)
+        for i in range(len(images)):
+            axes[i][j].imshow(batch[i].permute(1, 2, 0).numpy(), interpolation="nearest")
+            axes[i][j].axis("off")
+    fig.suptitle(f"training inputs: random {crop}x{crop} crops with flips, and PCA lighting (alpha ~ N(0, {lighting_std:g}))")
+    return fig
+
+
+def update_rule(steps):
+    """Section 5's update rule against torch.optim.SGD around a learning-rate drop (optim.compare_after_drop)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    left.plot(steps["step"], steps["paper_update"], label="paper: v ← 0.9v − ε·wd·w − ε·grad; w ← w + v")
+    left.plot(steps["step"], steps["torch_update"], "--", label="torch.optim.SGD: b ← 0.9b + grad + wd·w; w ← w − ε·b")
+    drop = steps.loc[steps["lr"].diff() < 0, "step"]
+    for ax in (left, right):
+        for step in drop:
+            ax.axvline(step, color="gray", ls=":", lw=1)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    left.set(yscale="log", ylabel="|Δw| per step", title="step sizes (dotted: learning rate ÷ 10)")
+    left.legend(fontsize=7)
+    right.plot(steps["step"], steps["distance"].clip(lower=1e-17))
+    right.set(yscale="log", ylabel="|w_paper − w_torch|", title="distance between the two runs")
+    fig.tight_layout()
+    return fig
+
+
+def layer_scales(tables: dict):
+    """Per layer, for each initialization: the std of its outputs and |grad| / |weight| (diagnostics.layer_scales)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for name, table in tables.items():
+        left.plot(table["layer"], table["output_std"], "o-", label=name)
+        right.plot(table["layer"], table["grad_to_weight"], "o-", label=name)
+    left.set(yscale="log", ylabel="std of the layer's outputs", title="signal through the net at initialization")
+    right.set(yscale="log", ylabel="|grad| / |weight|", title="relative gradient per layer")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def schedule(history):
+    """Test error and learning rate over epochs under the plateau schedule, one line per variant."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for i, (variant, runs) in enumerate(history.groupby("variant", sort=False)):
+        for _, run in runs.groupby("seed"):
+            left.plot(run["epoch"], run["test_top1"], color=f"C{i}", label=variant)
+            left.plot(run["epoch"], run["train_top1"], "--", color=f"C{i}", lw=0.8)
+            right.plot(run["epoch"], run["lr"], color=f"C{i}", label=variant)
+    left.set(xlabel="epochs", ylabel="top-1 error (%)", title="test (solid) and training (dashed) error")
+    right.set(xlabel="epochs", ylabel="learning rate", yscale="log", title="learning rate: ÷10 on a plateau, three times")
+    for ax in (left, right):
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys(), fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
     return fig

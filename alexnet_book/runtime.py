@@ -49,8 +49,8 @@ class Run:
 def setup(notebook: str, profile: str | None = None, device: str | None = None) -> Run:
     """Resolve the profile, seed everything, pick the device, open results/<profile>/<notebook>/."""
     prof = get_profile(profile)
-    budget = prof.budget(notebook)
     dev = pick_device(device)
+    budget = prof.budget(notebook, dev.type)
     seed_everything(prof.seed)
     results = Results(notebook, prof.name, dev, seeds=budget.seeds)
     run = Run(notebook, prof, budget, dev, prof.seed, results)

@@ -81,8 +81,9 @@ def test_sweep_scores_a_diverging_rate_as_100_and_best_lr_picks_the_lowest_error
     train = data.synthetic(128, size=16)
     norm = data.Normalize.from_images(train.images)
     sweep = experiment.sweep_lr("tiny", tiny, Recipe(lr=0, epochs=1, batch_size=32), [0.05, 1e12], train,
-                                train_transform=norm)
-    assert sweep["train_top1"].tolist()[1] == 100.0 and sweep["train_top1"].tolist()[0] < 100.0
+                                train_transform=norm, extend=0)
+    assert sweep["train_top1"].tolist() == [pytest.approx(sweep["train_top1"][0]), 100.0]
+    assert sweep["train_top1"][0] < 100.0
     assert experiment.best_lr(sweep) == 0.05
 
 
@@ -90,3 +91,47 @@ def test_channels_last_wraps_a_transform():
     x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
     out = experiment.channels_last(None)(x, None)
     assert out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_crop_errors_centre_and_ten_patches():
+    """A model that sees only the top-left pixel: right on the centre patch for some images, and the
+    ten-patch average is the mean of ten single-patch softmaxes."""
+    torch.manual_seed(0)
+    test = data.synthetic(40, size=12)
+    norm = data.Normalize.from_images(test.images)
+    model = tiny()
+    errors = experiment.crop_errors(model, test, norm, 10, batch_size=16)
+    x = norm(test.images)
+    from alexnet_book.augment import ten_crop
+
+    with torch.no_grad():
+        probs = torch.stack([model(p).softmax(-1) for p in ten_crop(x, 10)])
+    centre = 100 * (probs[4].argmax(-1) != test.labels).float().mean().item()
+    ten = 100 * (probs.mean(0).argmax(-1) != test.labels).float().mean().item()
+    assert errors["centre_top1"] == pytest.approx(centre) and errors["ten_top1"] == pytest.approx(ten)
+    assert 0 <= errors["ten_top5"] <= errors["ten_top1"]
+
+
+def test_epochs_to_best_flags_runs_still_improving():
+    history = runs([("a", 0, 1, 0, 50.0), ("a", 0, 2, 0, 40.2), ("a", 0, 3, 0, 40.0), ("a", 0, 4, 0, 45.0),
+                    ("b", 0, 1, 0, 50.0), ("b", 0, 2, 0, 45.0), ("b", 0, 3, 0, 41.0)])
+    table = experiment.epochs_to_best(history).set_index("variant")
+    assert table.loc["a", "epochs"] == 2 and not table.loc["a", "still_improving"]  # within 0.5 of the best at epoch 2
+    assert table.loc["b", "epochs"] == 3 and table.loc["b", "still_improving"]
+
+
+def test_sweep_extends_the_grid_past_an_edge_that_wins(monkeypatch):
+    tried = []
+
+    def fake_point(name, make_model, recipe, train, seed, options):
+        tried.append(recipe.lr)
+        return (math.log10(recipe.lr) + 2) ** 2  # best at 0.01
+
+    monkeypatch.setattr(experiment, "_sweep_point", fake_point)
+    sweep = experiment.sweep_lr("x", None, Recipe(lr=0, epochs=1), [0.1, 0.3, 1.0], None)
+    assert tried[:3] == [0.1, 0.3, 1.0] and len(tried) == 5  # two extensions down by the grid's factor of 3
+    assert tried[3] == pytest.approx(0.1 / 3) and tried[4] == pytest.approx(0.1 / 9)
+    assert sweep["lr"].is_monotonic_increasing and experiment.best_lr(sweep) == pytest.approx(0.1 / 9)
+    tried.clear()
+    experiment.sweep_lr("x", None, Recipe(lr=0, epochs=1), [0.003, 0.01, 0.03], None)
+    assert tried == [0.003, 0.01, 0.03]  # an inner minimum needs no extension

@@ -25,8 +25,16 @@ def test_unknown_profile_from_environment(monkeypatch):
 
 
 def test_every_profile_budgets_the_same_notebooks():
-    names = {name: set(p.budgets) for name, p in PROFILES.items()}
+    names = {name: {b.split("@")[0] for b in p.budgets} for name, p in PROFILES.items()}
     assert names["smoke"] == names["cifar"] == names["imagenet"]
+
+
+def test_a_device_budget_takes_precedence_on_that_device_only():
+    cifar = get_profile("cifar")
+    assert cifar.budget("08_full_training", "cuda") == cifar.budgets["08_full_training@cuda"]
+    assert cifar.budget("08_full_training", "cpu") == cifar.budgets["08_full_training"]
+    assert cifar.budget("02_relu_vs_tanh", "cuda") == cifar.budget("02_relu_vs_tanh")
+
 
 
 def test_missing_budget_names_the_ones_there():

@@ -1,0 +1,94 @@
+"""Section 5's update rule, and a small experiment showing where it differs from torch.optim.SGD.
+
+The paper (eps = learning rate):  v <- 0.9 v - 0.0005 eps w - eps grad;  w <- w + v.
+PyTorch's SGD:                    b <- m b + grad + wd w;               w <- w - lr b.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import pandas as pd
+import torch
+
+
+class PaperSGD(torch.optim.Optimizer):
+    """SGD with momentum and weight decay exactly as section 5 writes it.
+
+        v <- momentum * v - weight_decay * lr * w - lr * grad;   w <- w + v
+
+    lr is read from the param group at every step, so LR schedulers work. The velocity is kept
+    in `state[p]["velocity"]`. While lr is constant this is torch.optim.SGD (same momentum and
+    weight decay, dampening 0): the velocities differ by the factor -lr and the steps are equal.
+    They part at a learning-rate change: torch multiplies its whole buffer by the new lr, while
+    the paper's velocity still carries the steps taken at the old rate, so its first steps after
+    a drop are larger (about `factor` times, decaying as momentum**k). `compare_after_drop`
+    shows it.
+    """
+
+    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4):
+        if lr < 0 or not 0 <= momentum < 1 or weight_decay < 0:
+            raise ValueError(f"need lr >= 0, 0 <= momentum < 1, weight_decay >= 0; got {lr}, {momentum}, {weight_decay}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("PaperSGD does not support sparse gradients; use torch.optim.SGD")
+                state = self.state[p]
+                if "velocity" not in state:
+                    state["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                v = state["velocity"]
+                v.mul_(momentum).add_(p, alpha=-weight_decay * lr).add_(p.grad, alpha=-lr)
+                p.add_(v)
+        return loss
+
+
+def _regression_problem(seed: int, n: int = 64, dims: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A fixed least-squares problem (inputs, targets, starting weights), in float64 so the two
+    optimizers agree to rounding before the drop."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, dims, generator=g, dtype=torch.float64)
+    y = x @ torch.randn(dims, generator=g, dtype=torch.float64) + 0.1 * torch.randn(n, generator=g, dtype=torch.float64)
+    return x, y, torch.randn(dims, generator=g, dtype=torch.float64)
+
+
+def compare_after_drop(steps: int = 40, drop_at: int = 20, lr: float = 0.1, factor: float = 10,
+                       momentum: float = 0.9, weight_decay: float = 5e-4, seed: int = 0) -> pd.DataFrame:
+    """Train one linear regression twice, with PaperSGD and torch.optim.SGD, under the same
+    schedule (lr divided by `factor` from step `drop_at` on), and return one row per step.
+
+    Columns: step, lr (used at that step), paper_update and torch_update (the norm of the
+    weight change |dw| of each), and distance (|w_paper - w_torch| after the step). Before the
+    drop the updates coincide and the distance is ~0; after it the paper's are larger.
+    """
+    x, y, w0 = _regression_problem(seed)
+    weights = {name: w0.clone().requires_grad_() for name in ("paper", "torch")}
+    optimizers = {
+        "paper": PaperSGD([weights["paper"]], lr=lr, momentum=momentum, weight_decay=weight_decay),
+        "torch": torch.optim.SGD([weights["torch"]], lr=lr, momentum=momentum, weight_decay=weight_decay),
+    }
+    schedulers = [torch.optim.lr_scheduler.MultiStepLR(opt, [drop_at], gamma=1 / factor) for opt in optimizers.values()]
+    rows = []
+    for step in range(steps):
+        row = {"step": step, "lr": optimizers["paper"].param_groups[0]["lr"]}
+        for name, w in weights.items():
+            before = w.detach().clone()
+            optimizers[name].zero_grad()
+            (0.5 * (x @ w - y).square().mean()).backward()
+            optimizers[name].step()
+            row[f"{name}_update"] = (w.detach() - before).norm().item()
+        row["distance"] = (weights["paper"] - weights["torch"]).norm().item()
+        rows.append(row)
+        for scheduler in schedulers:
+            scheduler.step()
+    return pd.DataFrame(rows)

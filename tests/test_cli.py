@@ -1,0 +1,194 @@
+"""The full-training command (python -m alexnet_book.train): logs, checkpoints, resume after a
+kill or a Ctrl-C, and fit's mid-epoch stop underneath. Tiny AlexNets on smoke data, seconds each."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from alexnet_book import data, train
+from alexnet_book.augment import TrainTransform
+from alexnet_book.runtime import seed_everything
+
+EPOCHS = 6
+# A tiny AlexNet (kernels 6-16-24-24-16, fc 32) on 96 synthetic images: 6 steps an epoch.
+TINY = ["--profile", "smoke", "--epochs", str(EPOCHS), "--train-size", "96", "--test-size", "32",
+        "--batch-size", "16", "--width", "0.0625", "--fc-size", "32", "--lr", "0.02"]
+
+
+def run_cli(args: list[str]) -> subprocess.Popen:
+    # the in-process runs' thread count: CPU kernels reduce in a different order with another count
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    return subprocess.Popen([sys.executable, "-m", "alexnet_book.train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Poll until `path` exists; fail (with the run's output) if the run ends first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (code {proc.returncode}) before writing {path}:\n{proc.communicate()[1]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no {path} after {timeout} s")
+        time.sleep(0.02)
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+
+
+def assert_same_run(out: Path, reference: Path) -> None:
+    """Bit-identical final weights, and the same per-epoch history apart from the timings."""
+    ours, theirs = weights(out), weights(reference)
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert torch.equal(ours[name], theirs[name]), name
+    timing = ["seconds", "img_per_s"]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "history.csv").drop(columns=timing),
+                                  pd.read_csv(reference / "history.csv").drop(columns=timing))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """One uninterrupted run, in this process: what the interrupted runs must end with."""
+    out = tmp_path_factory.mktemp("reference")
+    assert train.main([*TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_a_run_writes_history_record_and_checkpoint(reference):
+    history = pd.read_csv(reference / "history.csv")
+    assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
+    assert {"train_top1", "test_top1", "test_top5", "lr", "img_per_s"} <= set(history.columns)
+    assert (history["img_per_s"] > 0).all()
+    record = json.loads((reference / "run.json").read_text())
+    assert record["profile"] == "smoke" and record["git"] and record["versions"]["torch"] == torch.__version__
+    assert set(record["final"]) == {"centre_top1", "centre_top5", "ten_top1", "ten_top5"}
+    assert all(0 <= v <= 100 for v in record["final"].values())
+    assert record["config"]["batch_size"] == 16 and record["config"]["width"] == 0.0625
+    assert len(record["history"]) == EPOCHS
+    # the model learnt something: synthetic shapes are easy
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+
+
+def test_sigkill_after_the_first_checkpoint_then_rerun_is_bit_identical(reference, tmp_path):
+    out = tmp_path / "killed"
+    proc = run_cli([*TINY, "--out", str(out)])
+    wait_for(out / "checkpoint.pt", proc)
+    proc.kill()  # SIGKILL: no handler runs, only the epoch checkpoint is left
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert saved["epoch"] < EPOCHS - 1, "the run finished before the kill; the test proves nothing"
+    assert train.main([*TINY, "--out", str(out)]) == 0  # the rerun resumes
+    assert_same_run(out, reference)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_rerun_finishes_bit_identical(reference, tmp_path):
+    out = tmp_path / "interrupted"
+    proc = run_cli([*TINY, "--out", str(out)])
+    wait_for(out / "checkpoint.pt", proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "checkpoint saved" in stderr
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert saved["epoch"] < EPOCHS - 1 and not (out / "run.json").exists()
+    assert train.main([*TINY, "--out", str(out)]) == 0
+    assert_same_run(out, reference)
+
+
+def test_changed_settings_refuse_to_resume_unless_fresh(reference, tmp_path):
+    out = tmp_path / "run"
+    args = [*TINY, "--epochs", "1", "--train-size", "32", "--out", str(out)]
+    assert train.main(args) == 0
+    with pytest.raises(SystemExit, match=r"other settings \(lr\).*--fresh"):
+        train.main([*args, "--lr", "0.1"])
+    assert train.main([*args, "--lr", "0.1", "--fresh"]) == 0
+    assert json.loads((out / "config.json").read_text())["lr"] == 0.1
+    assert train.main([*args, "--lr", "0.1", "--epochs", "2"]) == 0  # more epochs: resumes
+    assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2]
+
+
+def test_benchmark_measures_loader_and_model_separately(tmp_path):
+    assert train.main([*TINY, "--benchmark", "--out", str(tmp_path)]) == 0
+    speed = json.loads((tmp_path / "benchmark.json").read_text())
+    assert speed["loader"]["img_per_s"] > 0 and speed["model"]["img_per_s"] > 0
+    assert speed["model"]["images"] == 5 * 16  # five timed steps after the warm-up
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_help_names_the_speed_and_model_options(capsys):
+    with pytest.raises(SystemExit) as done:
+        train.main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--amp", "--channels-last", "--compile", "--groups", "--width", "--fresh", "--out"):
+        assert flag in text
+
+
+# ------------------------------------------------------------------ fit's stop, in process
+
+
+def small_net():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Dropout(0.5), nn.Linear(4 * 12 * 12, 10))
+
+
+def stopped_at(step: int):
+    """A stop request that comes true after `step` training steps (counting from the first call)."""
+    calls = 0
+
+    def stop() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls == step
+
+    return stop
+
+
+def run_fit(checkpoint, stop=None, epochs=3):
+    seed_everything(0)
+    train_set = data.synthetic(96, size=24)
+    normalize = data.Normalize.from_images(train_set.images)
+    # random crops, flips and lighting: the resumed epoch must draw exactly what the straight one drew
+    transform = TrainTransform(normalize, crop=24, padding=2, lighting=(torch.ones(3) * 0.01, torch.eye(3)))
+    loader = data.TensorLoader(train_set, 16, shuffle=True, transform=transform, drop_last=True)
+    model = small_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.5)
+    history = train.fit(model, loader, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
+                        checkpoint=checkpoint, progress=False, stop=stop)
+    return model, history
+
+
+def test_a_stop_mid_epoch_checkpoints_the_position_and_resumes_bit_identical(tmp_path):
+    straight, straight_history = run_fit(None)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(train.Interrupted, match="epoch 1, step 3"):
+        run_fit(ckpt, stop=stopped_at(6 + 1 + 3))  # six steps and the end-of-epoch check, then 3 steps
+    saved = torch.load(ckpt, weights_only=False)
+    assert saved["epoch"] == 0 and saved["partial"]["step"] == 3 and saved["loader"]["step"] == 3
+    seed_everything(123)  # a different process state must not matter
+    resumed, resumed_history = run_fit(ckpt)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    pd.testing.assert_frame_equal(resumed_history.drop(columns="seconds"), straight_history.drop(columns="seconds"))
+
+
+def test_a_stop_between_epochs_keeps_the_epoch_checkpoint(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(train.Interrupted, match="epoch 1, step 0"):
+        run_fit(ckpt, stop=stopped_at(6 + 1))  # the check at the end of epoch 0
+    saved = torch.load(ckpt, weights_only=False)
+    assert saved["epoch"] == 0 and saved.get("partial") is None

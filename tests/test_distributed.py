@@ -1,0 +1,79 @@
+"""Data parallelism: how batches are sharded over ranks, and two gloo processes on CPU (torchrun)
+against one process at the same global batch."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from alexnet_book import data, train
+from alexnet_book.runtime import seed_everything
+
+
+def numbered(n: int) -> data.ImageSet:
+    """n blank images whose labels are their indices, so a batch shows which images it holds."""
+    return data.ImageSet(torch.zeros(n, 3, 2, 2, dtype=torch.uint8), torch.arange(n), ())
+
+
+def test_the_ranks_kth_batches_together_are_one_process_kth_batch():
+    images = numbered(37)  # not a multiple of anything: the shards are cut to 36
+    one = data.TensorLoader(images, 8, shuffle=True, seed=3, drop_last=True)
+    ranks = [data.TensorLoader(images, 4, shuffle=True, seed=3, drop_last=True, rank=r, world_size=2) for r in (0, 1)]
+    for loader in (one, *ranks):
+        loader.set_epoch(5)
+    assert len(one) == len(ranks[0]) == len(ranks[1]) == 4  # every rank takes the same number of steps
+    for (_, whole), (_, a), (_, b) in zip(one, *ranks):
+        assert len(a) == len(b) == 4 and not set(a.tolist()) & set(b.tolist())
+        assert sorted(torch.cat([a, b]).tolist()) == sorted(whole.tolist())
+
+
+def test_evaluation_shards_count_every_image_once():
+    images = numbered(37)
+    seen = [y for r in range(3) for _, y in data.TensorLoader(images, 5, rank=r, world_size=3)]
+    assert sorted(torch.cat(seen).tolist()) == list(range(37))
+
+
+def test_shard_matches_torch_distributed_sampler():
+    order = torch.randperm(23, generator=torch.Generator().manual_seed(0))
+    sampler = torch.utils.data.DistributedSampler(range(23), num_replicas=3, rank=1, shuffle=False, drop_last=True)
+    expected = [order[i].item() for i in sampler]  # the sampler's positions, applied to the same order
+    assert data.shard(order, 1, 3, drop_last=True).tolist() == expected
+
+
+TINY = ["--profile", "smoke", "--epochs", "1", "--train-size", "64", "--test-size", "32", "--batch-size", "16",
+        "--width", "0.0625", "--fc-size", "32", "--lr", "0.05", "--amp", "none", "--device", "cpu",
+        # the same arithmetic in both runs: no dropout masks and no random crops, which differ per rank
+        "--dropout", "0", "--augment", "none"]
+
+
+def test_two_gloo_processes_reach_the_weights_of_one_at_the_same_global_batch(tmp_path):
+    two, one = tmp_path / "two", tmp_path / "one"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "alexnet_book.train", *TINY, "--out", str(two)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert train.main([*TINY, "--out", str(one)]) == 0
+
+    config = json.loads((one / "config.json").read_text())
+    assert json.loads((two / "config.json").read_text())["world_size"] == 2 and config["world_size"] == 1
+    seed_everything(config["seed"])
+    start = train.make_model(config, 10).state_dict()  # the init both runs began from
+    w1 = torch.load(one / "checkpoint.pt", weights_only=False)["model"]
+    w2 = torch.load(two / "checkpoint.pt", weights_only=False)["model"]
+    moved = max((w1[k] - start[k]).abs().max().item() for k in w1)
+    apart = max((w1[k] - w2[k]).abs().max().item() for k in w1)
+    assert moved > 1e-2 and apart < 1e-4 * moved  # four steps of training, the same to rounding
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], rtol=1e-4, atol=1e-6)
+
+    # the logged metrics are every rank's together, not rank 0's half
+    h1, h2 = pd.read_csv(one / "history.csv"), pd.read_csv(two / "history.csv")
+    columns = ["train_loss", "train_top1", "test_loss", "test_top1", "test_top5"]
+    pd.testing.assert_frame_equal(h2[columns], h1[columns], rtol=1e-4)
+    final = [json.loads((out / "run.json").read_text())["final"] for out in (one, two)]
+    assert final[1] == pytest.approx(final[0])

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from alexnet_book.optim import PaperSGD, compare_after_drop
+
+LR, MOMENTUM, WD = 0.05, 0.9, 5e-4
+
+
+def tiny_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(100 + step)
+    return torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g)
+
+
+def train(model: nn.Module, optimizer, steps: range, scheduler=None, drop_at: int | None = None) -> None:
+    for step in steps:
+        if step == drop_at:
+            for group in optimizer.param_groups:
+                group["lr"] /= 10
+        x, y = batch(step)
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+
+
+def max_difference(a: nn.Module, b: nn.Module) -> float:
+    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+
+
+def paper_and_torch(drop_at: int | None, steps: int) -> float:
+    paper, reference = tiny_model(), tiny_model()
+    train(paper, PaperSGD(paper.parameters(), LR, MOMENTUM, WD), range(steps), drop_at=drop_at)
+    sgd = torch.optim.SGD(reference.parameters(), LR, momentum=MOMENTUM, weight_decay=WD)
+    train(reference, sgd, range(steps), drop_at=drop_at)
+    return max_difference(paper, reference)
+
+
+def test_equals_torch_sgd_while_lr_is_constant():
+    assert paper_and_torch(drop_at=None, steps=20) < 1e-6
+
+
+def test_differs_from_torch_sgd_after_a_drop():
+    # Right after the drop the paper's step still carries momentum * old-rate velocity.
+    assert paper_and_torch(drop_at=20, steps=20) < 1e-6
+    assert paper_and_torch(drop_at=20, steps=23) > 1e-3
+
+
+def test_first_velocity_is_minus_lr_times_grad_plus_decay():
+    model = tiny_model()
+    optimizer = PaperSGD(model.parameters(), LR, MOMENTUM, WD)
+    x, y = batch(0)
+    nn.functional.cross_entropy(model(x), y).backward()
+    before = [(p.detach().clone(), p.grad.clone()) for p in model.parameters()]
+    optimizer.step()
+    for p, (w, grad) in zip(model.parameters(), before):
+        velocity = optimizer.state[p]["velocity"]
+        torch.testing.assert_close(velocity, -LR * (grad + WD * w), rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(p.detach(), w + velocity, rtol=0, atol=0)
+
+
+def reference_run(model: nn.Module, lrs: list[list[float]], steps: int) -> None:
+    """The paper's formula written out, one learning rate per parameter per step."""
+    velocities = [torch.zeros_like(p) for p in model.parameters()]
+    for step in range(steps):
+        x, y = batch(step)
+        model.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        with torch.no_grad():
+            for p, v, lr in zip(model.parameters(), velocities, lrs[step]):
+                v.copy_(MOMENTUM * v - WD * lr * p - lr * p.grad)
+                p.add_(v)
+
+
+def test_follows_step_lr_with_param_groups():
+    model, reference = tiny_model(), tiny_model()
+    first, second = list(model[0].parameters()), list(model[2].parameters())
+    optimizer = PaperSGD([{"params": first}, {"params": second, "lr": 2 * LR}], LR, MOMENTUM, WD)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=4, gamma=0.1)
+    train(model, optimizer, range(10), scheduler)
+    lrs = [[LR * 0.1 ** (s // 4)] * 2 + [2 * LR * 0.1 ** (s // 4)] * 2 for s in range(10)]
+    reference_run(reference, lrs, 10)
+    assert max_difference(model, reference) < 1e-6
+
+
+def test_state_dict_round_trip_resumes_exactly():
+    whole = tiny_model()
+    optimizer = PaperSGD(whole.parameters(), LR, MOMENTUM, WD)
+    train(whole, optimizer, range(5))
+    saved = copy.deepcopy((optimizer.state_dict(), whole.state_dict()))  # as torch.save would
+    assert "velocity" in saved[0]["state"][0]
+    train(whole, optimizer, range(5, 10))
+
+    resumed = tiny_model(seed=1)
+    resumed.load_state_dict(saved[1])
+    fresh = PaperSGD(resumed.parameters(), lr=1.0)
+    fresh.load_state_dict(saved[0])
+    train(resumed, fresh, range(5, 10))
+    assert max_difference(whole, resumed) == 0
+
+
+def test_closure_and_sparse_gradients():
+    model = tiny_model()
+    optimizer = PaperSGD(model.parameters(), LR)
+    x, y = batch(0)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    assert math.isfinite(optimizer.step(closure).item())
+    embedding = nn.Embedding(5, 2, sparse=True)
+    embedding(torch.tensor([1, 2])).sum().backward()
+    with pytest.raises(RuntimeError, match="sparse"):
+        PaperSGD(embedding.parameters(), LR).step()
+
+
+def test_compare_after_drop_coincides_then_parts():
+    table = compare_after_drop(steps=30, drop_at=15)
+    assert list(table.columns) == ["step", "lr", "paper_update", "torch_update", "distance"]
+    assert len(table) == 30 and table.lr.iloc[14] == pytest.approx(0.1) and table.lr.iloc[15] == pytest.approx(0.01)
+    before, after = table.iloc[:15], table.iloc[15:]
+    torch.testing.assert_close(torch.tensor(before.paper_update.values), torch.tensor(before.torch_update.values),
+                               rtol=1e-5, atol=0)
+    assert before.distance.max() < 1e-10
+    # First step after the drop: about factor times larger (momentum * old-rate velocity).
+    assert after.paper_update.iloc[0] > 5 * after.torch_update.iloc[0]
+    assert after.distance.iloc[-1] > 0.1
