@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install reproduce book test unit nbval lab lock claims clean
+.PHONY: install reproduce book test unit nbval lab lock claims report html html-check clean
 
 # A fresh clone creates .venv and installs the package (editable, with dev extras) at the
 # versions verified in constraints.txt; afterwards the stamp makes reruns install nothing.
@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 reproduce: install  ## run every notebook with papermill into results/$(PROFILE)/, then the claims table
 	$(PY) -m alexnet_book.reproduce --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
 
-book: install  ## a cifar run that also refreshes the committed outputs in notebooks/
+book: install  ## a cifar run that also refreshes the committed outputs in notebooks/ and the README's results
 	$(PY) -m alexnet_book.reproduce --profile cifar --book $(if $(ONLY),--only $(ONLY))
+	$(PY) -m alexnet_book.report --profile cifar --readme
 
 test: unit nbval  ## unit tests, then the notebooks under nbval with the smoke profile
 
@@ -32,6 +33,20 @@ nbval: install
 
 claims: install
 	$(PY) -m alexnet_book.claims --profile $(PROFILE)
+
+report: install  ## the cifar claims table, and the README's results section generated from results/cifar/
+	$(PY) -m alexnet_book.report --profile cifar --readme
+
+html: install  ## the executed notebooks of results/$(PROFILE)/notebooks/ as a static site in results/$(PROFILE)/html/
+	$(PY) -m alexnet_book.book --profile $(PROFILE)
+
+# A look at the front page as a browser draws it (Debian: apt-get install chromium); not part of `make test`.
+CHROMIUM ?= chromium
+HTML_DIR = $(abspath $(or $(ALEXNET_BOOK_RESULTS),results)/$(PROFILE)/html)
+html-check: html
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,1600 \
+		--screenshot=$(HTML_DIR)/index.png file://$(HTML_DIR)/index.html
+	@echo "look at $(HTML_DIR)/index.png"
 
 lab: install  ## JupyterLab with this environment registered as the kernel "alexnet-book"
 	$(PY) -m ipykernel install --user --name alexnet-book --display-name "alexnet-book (.venv)"

@@ -70,7 +70,7 @@ CIFAR_SECTION_BUDGETS = {
     "05_data_augmentation": Budget(epochs=20, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
     "06_dropout": Budget(epochs=24, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
     # sweep_epochs here: the length of each initialization trial
-    "07_training_recipe": Budget(epochs=18, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=4),
+    "07_training_recipe": Budget(epochs=14, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
 }
 
 PROFILES: dict[str, Profile] = {
@@ -91,6 +91,7 @@ PROFILES: dict[str, Profile] = {
             "05_data_augmentation": Budget(epochs=3, train_size=500, seeds=(0, 1), sweep_epochs=1, batch_size=64),
             "06_dropout": Budget(epochs=3, train_size=1000, seeds=(0, 1), sweep_epochs=1, batch_size=64),
             "07_training_recipe": Budget(epochs=3, train_size=500, seeds=(0, 1), sweep_epochs=1, batch_size=64),
+            "11_report": Budget(),
             "08_full_training": Budget(epochs=2, train_size=64, test_size=32, batch_size=32),
         },
     ),
@@ -111,6 +112,7 @@ PROFILES: dict[str, Profile] = {
             "08_full_training": Budget(epochs=10, train_size=10_000, test_size=1_000),
             # with a GPU the same notebook trains on all of CIFAR-10 until the plateau schedule ends
             "08_full_training@cuda": Budget(epochs=60),
+            "11_report": Budget(),
         },
     ),
     "imagenet": Profile(
@@ -126,6 +128,7 @@ PROFILES: dict[str, Profile] = {
             **CIFAR_SECTION_BUDGETS,  # the section experiments run on CIFAR-10 here too (data.experiment_data)
             # the paper's run: all of ILSVRC-2012 for about 90 epochs at batch 128
             "08_full_training": Budget(epochs=90),
+            "11_report": Budget(),
         },
     ),
 }

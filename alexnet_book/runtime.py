@@ -11,6 +11,7 @@ import torch
 
 from .profiles import Budget, Profile, get_profile
 from .results import Results
+from .versions import check_versions
 
 DEVICE_ENV = "ALEXNET_BOOK_DEVICE"
 
@@ -48,6 +49,7 @@ class Run:
 
 def setup(notebook: str, profile: str | None = None, device: str | None = None) -> Run:
     """Resolve the profile, seed everything, pick the device, open results/<profile>/<notebook>/."""
+    check_versions()  # the first cell of every notebook: say early if the environment is not the verified one
     prof = get_profile(profile)
     dev = pick_device(device)
     budget = prof.budget(notebook, dev.type)

@@ -35,6 +35,7 @@ from .model import LRN_CONVENTIONS, AlexNet, paper_init_
 from .profiles import get_profile
 from .results import results_root, run_record
 from .runtime import pick_device, seed_everything
+from .versions import check_versions
 
 
 class NonFiniteLossError(RuntimeError):
@@ -510,6 +511,7 @@ def write_history(out: Path, history: list[dict], images_per_epoch: int) -> None
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check_versions()
     device = distributed.start(pick_device(args.device))
     try:
         return train(resolve_config(args), device)

@@ -1,0 +1,36 @@
+import json
+
+from alexnet_book import report
+from alexnet_book.results import REPO
+
+
+def test_readme_results_match_what_the_committed_results_generate(monkeypatch):
+    monkeypatch.setenv("ALEXNET_BOOK_RESULTS", str(REPO / "results"))
+    readme = (REPO / "README.md").read_text()
+    assert report.START in readme and report.END in readme, "README.md has no generated results section"
+    committed = report.START + readme.split(report.START, 1)[1].split(report.END, 1)[0] + report.END
+    assert committed == report.readme_block("cifar"), "README.md's results are stale: run `make report`"
+
+
+def test_block_lists_every_claim_the_figures_that_exist_and_the_run_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXNET_BOOK_RESULTS", str(tmp_path))
+    nb = tmp_path / "cifar" / "02_relu_vs_tanh"
+    nb.mkdir(parents=True)
+    (nb / "figure1.png").write_bytes(b"png")
+    run = {"device": "cpu: test", "versions": {"torch": "2", "python": "3.11"}, "git": "abc", "seeds": [0], "wall_time_s": 1}
+    claim = {"id": "C1", "measured": 1.5, "spread": 0.1, "n": 3, "unit": "x", "verdict": "partly", "rule": "r", "note": ""}
+    (nb / "metrics.json").write_text(json.dumps({"run": run, "metrics": {}, "claims": [claim]}))
+    (tmp_path / "cifar" / "reproduce.json").write_text(json.dumps({"02_relu_vs_tanh": 120.0}))
+    block = report.readme_block("cifar")
+    assert block.startswith(report.START) and block.endswith(report.END)
+    assert all(f"| C{i} |" in block for i in range(1, 13))
+    assert "1 partly" in block and "11 not measured yet" in block
+    assert "figure1.png" in block and "lrn_ablation.png" not in block  # only figures that exist
+    assert "took 2 minutes of notebook time on cpu: test" in block
+
+
+def test_with_block_replaces_only_the_generated_part():
+    readme = f"intro\n{report.START}\nold\n{report.END}\nafter\n## Layout\nx\n"
+    assert report.with_block(readme, "NEW") == "intro\nNEW\nafter\n## Layout\nx\n"
+    fresh = report.with_block("intro\n## The two commands\nx\n", "NEW")
+    assert fresh == "intro\n## Paper vs reproduced (cifar profile)\n\nNEW\n\n## The two commands\nx\n"
