@@ -93,16 +93,27 @@ class CifarAlexNet(nn.Module):
     conv1 5x5 -> act -> lrn1 -> pool1 -> conv2 5x5 -> act -> lrn2 -> pool2 -> conv3 3x3 -> act ->
     conv4 3x3 -> act -> conv5 3x3 -> act -> pool5 -> fc6 -> act -> dropout -> fc7 -> act -> dropout
     -> fc8. Pooling is z x z with stride 2; z=3 pads by 1 so that both z=3 (overlapping) and z=2
-    give 16, 8 and 4 pixels, the matched output sizes that claim C5 compares.
+    give 16, 8 and 4 pixels, the matched output sizes that claim C5 compares. `without` removes
+    one middle conv layer (claim C12); the layer after it takes its input, and without conv5,
+    conv4 takes conv5's width so that fc6 is unchanged.
     """
 
     def __init__(self, num_classes: int = 10, *, activation: str = "relu", lrn: str | None = "cuda-convnet",
-                 pool_size: int = 3, dropout: float = 0.5, widths=(32, 64, 96, 96, 64), fc_size: int = 512):
+                 pool_size: int = 3, dropout: float = 0.5, widths=(32, 64, 96, 96, 64), fc_size: int = 512,
+                 without: str | None = None):
         super().__init__()
         if pool_size not in (2, 3):
             raise ValueError(f"pool_size must be 3 (overlapping) or 2 (non-overlapping), got {pool_size}")
+        if without not in (None, "conv3", "conv4", "conv5"):
+            raise ValueError(f"only a middle conv layer can be removed (conv3, conv4 or conv5), not {without!r}")
+        if without == "conv5":  # conv4 takes conv5's width, so fc6 and everything after stay the same
+            widths = (*widths[:3], widths[4], widths[4])
         layers, c_in = [], 3
         for i, (c_out, kernel) in enumerate(zip(widths, (5, 5, 3, 3, 3)), start=1):
+            if f"conv{i}" == without:  # section 7's ablation; the next layer takes this one's input
+                if i == 5:  # pool5 still follows the last conv layer that is left
+                    layers.append(("pool5", nn.MaxPool2d(pool_size, 2, padding=pool_size - 2)))
+                continue
             layers += [(f"conv{i}", nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)), (f"act{i}", activation_layer(activation))]
             if i <= 2 and lrn is not None:
                 layers.append((f"lrn{i}", LRN.convention(lrn)))
@@ -111,7 +122,7 @@ class CifarAlexNet(nn.Module):
             c_in = c_out
         self.features = nn.Sequential(OrderedDict(layers))
         self.classifier = nn.Sequential(OrderedDict([
-            ("fc6", nn.Linear(widths[-1] * 4 * 4, fc_size)), ("act6", activation_layer(activation)), ("dropout6", nn.Dropout(dropout)),
+            ("fc6", nn.Linear(c_in * 4 * 4, fc_size)), ("act6", activation_layer(activation)), ("dropout6", nn.Dropout(dropout)),
             ("fc7", nn.Linear(fc_size, fc_size)), ("act7", activation_layer(activation)), ("dropout7", nn.Dropout(dropout)),
             ("fc8", nn.Linear(fc_size, num_classes)),
         ]))

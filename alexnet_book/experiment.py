@@ -139,7 +139,7 @@ def best_lr(sweep: pd.DataFrame) -> float:
 
 def last_epoch(history: pd.DataFrame) -> pd.DataFrame:
     """The final row of every (variant, seed) run."""
-    return history.sort_values("epoch").groupby(["variant", "seed"], sort=False).tail(1).reset_index(drop=True)
+    return history.sort_values("epoch", kind="stable").groupby(["variant", "seed"], sort=False).tail(1).reset_index(drop=True)
 
 
 def epochs_to(history: pd.DataFrame, threshold: float, column: str = "train_top1", start: float = 90.0) -> float:

@@ -246,3 +246,15 @@ def schedule(history):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def variant_bars(table, reference: str, title: str = "", ylabel: str = "test top-1 error (%)"):
+    """Mean and standard deviation over seeds per variant (experiment.compare), the reference dashed."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    ax.bar(table.index, table["mean"], yerr=table["std"], capsize=4, color=["C1" if v == reference else "C0" for v in table.index])
+    ax.axhline(table.loc[reference, "mean"], color="gray", ls="--", lw=1)
+    low = (table["mean"] - table["std"].fillna(0)).min()
+    ax.set_ylim(max(0, low - 5), None)
+    ax.set(ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3, axis="y")
+    return fig

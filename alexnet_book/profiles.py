@@ -61,16 +61,17 @@ class Profile:
             ) from None
 
 
-# The section experiments (notebooks 02-07) on real CIFAR-10: each fits in 30 minutes on 2 CPU cores.
+# The section experiments (notebooks 02-07, 10) on real CIFAR-10: each fits in 30 minutes on 2 CPU cores.
 CIFAR_SECTION_BUDGETS = {
     "02_relu_vs_tanh": Budget(epochs=15, seeds=(0, 1, 2), sweep_epochs=2),
     "03_local_response_norm": Budget(epochs=4, seeds=(0, 1, 2), sweep_epochs=1),
     "04_overlapping_pooling": Budget(epochs=6, seeds=(0, 1, 2), sweep_epochs=1),
     # Regularizers need a net that overfits within the budget: 10,000 training images, many epochs.
-    "05_data_augmentation": Budget(epochs=20, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
-    "06_dropout": Budget(epochs=24, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
+    "05_data_augmentation": Budget(epochs=16, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
+    "06_dropout": Budget(epochs=20, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
     # sweep_epochs here: the length of each initialization trial
     "07_training_recipe": Budget(epochs=14, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
+    "10_depth_ablation": Budget(epochs=4, seeds=(0, 1, 2), sweep_epochs=1),
 }
 
 PROFILES: dict[str, Profile] = {
@@ -91,8 +92,9 @@ PROFILES: dict[str, Profile] = {
             "05_data_augmentation": Budget(epochs=3, train_size=500, seeds=(0, 1), sweep_epochs=1, batch_size=64),
             "06_dropout": Budget(epochs=3, train_size=1000, seeds=(0, 1), sweep_epochs=1, batch_size=64),
             "07_training_recipe": Budget(epochs=3, train_size=500, seeds=(0, 1), sweep_epochs=1, batch_size=64),
-            "11_report": Budget(),
             "08_full_training": Budget(epochs=2, train_size=64, test_size=32, batch_size=32),
+            "10_depth_ablation": Budget(epochs=2, train_size=500, seeds=(0, 1), sweep_epochs=1, batch_size=64),
+            "11_report": Budget(),
         },
     ),
     "cifar": Profile(

@@ -59,3 +59,16 @@ def test_gaussian_init_sets_each_layer_std_and_zero_biases():
         assert torch.count_nonzero(layer.bias) == 0
     with pytest.raises(KeyError, match="no init std for layer 'conv3'"):
         gaussian_init_(Layers80Sec(), {"conv1": 1.0, "conv2": 1.0})
+
+
+@pytest.mark.parametrize("layer", ["conv3", "conv4", "conv5"])
+def test_cifar_alexnet_without_a_middle_conv_layer(layer):
+    model = CifarAlexNet(without=layer)
+    names = [n for n, _ in model.features.named_children()]
+    assert layer not in names and f"act{layer[-1]}" not in names and "pool5" in names
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    full = shapes(CifarAlexNet())
+    assert shapes(model)["pool5"] == full["pool5"] == "64x4x4"  # fc6 unchanged
+    assert count_parameters(model) < count_parameters(CifarAlexNet())
+    with pytest.raises(ValueError, match="only a middle conv layer"):
+        CifarAlexNet(without="conv1")
