@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install reproduce book test unit nbval lab lock claims report html html-check clean
+.PHONY: install reproduce book test unit nbval bench lab lock claims report html html-check clean
 
 # A fresh clone creates .venv and installs the package (editable, with dev extras) at the
 # versions verified in constraints.txt; afterwards the stamp makes reruns install nothing.
@@ -30,6 +30,9 @@ unit: install
 
 nbval: install
 	ALEXNET_BOOK_PROFILE=smoke $(PY) -m pytest --nbval-lax notebooks/ -q -p no:cacheprovider
+
+bench: install  ## training, data-path, loader and LRN throughput on this device -> results/bench/bench.{json,md}
+	$(PY) -m alexnet_book.bench
 
 claims: install
 	$(PY) -m alexnet_book.claims --profile $(PROFILE)

@@ -67,7 +67,7 @@ CIFAR_SECTION_BUDGETS = {
     "03_local_response_norm": Budget(epochs=4, seeds=(0, 1, 2), sweep_epochs=1),
     "04_overlapping_pooling": Budget(epochs=6, seeds=(0, 1, 2), sweep_epochs=1),
     # Regularizers need a net that overfits within the budget: 10,000 training images, many epochs.
-    "05_data_augmentation": Budget(epochs=16, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
+    "05_data_augmentation": Budget(epochs=10, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=2),
     "06_dropout": Budget(epochs=20, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
     # sweep_epochs here: the length of each initialization trial
     "07_training_recipe": Budget(epochs=14, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),

@@ -1,0 +1,175 @@
+"""`make bench`: how fast the book turns compute into results, against the hardware and the usual way.
+
+One run measures, on the device at hand:
+- the paper's AlexNet training img/s in fp32, bf16 autocast, channels_last and torch.compile, each
+  as a fraction of the matmul limit measured in the same run (peak GFLOP/s of a large matmul in
+  that dtype / 4.35 GFLOP per training image), with torchvision's alexnet beside it;
+- the CIFAR data path (cached uint8 tensor, crops and flips as tensor ops) against
+  torchvision's ImageFolder with PIL transforms through a DataLoader, on the same JPEG files;
+- the ImageFolder loader (JPEG decode in workers), img/s per worker, on a generated tree;
+- LRN, ours against torch.nn.LocalResponseNorm, forward and backward;
+- the wall time of every notebook, from the last `make reproduce` of each profile.
+It writes results/bench/bench.json and bench.md. These are benchmarks, not tests: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torchvision
+
+from . import data
+from .augment import TrainTransform
+from .model import LRN, AlexNet
+from .reproduce import measured_times
+from .results import results_root, run_record
+from .runtime import pick_device, seed_everything
+from .timing import sync, time_call
+from .train import model_throughput
+
+GFLOP_PER_IMAGE = 6 * 0.724  # a training step: forward + backward = 3 x 724M multiply-adds x 2 FLOP
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Peak GFLOP/s of an n x n matmul in `dtype`: the limit a training step is measured against."""
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    return 2 * n**3 / time_call(lambda: a @ b, device, repeats) / 1e9
+
+
+def training_speeds(device: torch.device, batch_size: int, steps: int) -> pd.DataFrame:
+    """Training img/s of the paper's AlexNet and torchvision's alexnet in each setting, with each
+    one's fraction of the matmul limit in its dtype."""
+    limits = {name: matmul_gflops(device, dtype or torch.float32) for name, dtype in DTYPES.items()}
+    settings = [(dtype, cl, False) for dtype in DTYPES for cl in (False, True)] + [("bf16", True, True)]
+    nets = {"paper AlexNet": lambda: AlexNet(1000), "torchvision alexnet": lambda: torchvision.models.alexnet()}
+    rows = []
+    for net, make in nets.items():
+        for dtype, channels_last, compiled in settings:
+            seed_everything(0)
+            model = make().to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+            try:
+                runner = torch.compile(model) if compiled else model
+                speed = model_throughput(runner, optimizer, batch_size, 1000, steps=steps, amp_dtype=DTYPES[dtype],
+                                         channels_last=channels_last)
+                img_per_s, error = speed["img_per_s"], None
+            except Exception as failure:  # torch.compile needs a compiler toolchain; record why it did not run
+                img_per_s, error = float("nan"), f"{type(failure).__name__}: {str(failure).splitlines()[0][:120]}"
+            rows.append({"net": net, "dtype": dtype, "channels_last": channels_last, "compile": compiled,
+                         "img_per_s": img_per_s, "matmul_gflops": limits[dtype],
+                         "fraction_of_matmul_limit": img_per_s * GFLOP_PER_IMAGE / limits[dtype], "error": error})
+    return pd.DataFrame(rows)
+
+
+def write_jpeg_tree(root: Path, classes: int = 4, per_class: int = 32, size: tuple[int, int] = (320, 400)) -> Path:
+    """A small ImageFolder tree of random JPEGs of ImageNet-like size, for the loader benchmark."""
+    g = torch.Generator().manual_seed(0)
+    for c in range(classes):
+        folder = root / "train" / f"n{c:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image = torch.randint(0, 256, (3, *size), dtype=torch.uint8, generator=g)
+            torchvision.io.write_jpeg(image, str(folder / f"{i}.JPEG"), quality=90)
+    return root
+
+
+def cifar_data_path(split_dir: Path, batch_size: int = 128, batches: int = 40, workers: int = 2) -> dict[str, float]:
+    """img/s of the book's CIFAR path (decoded once; crops and flips as tensor ops) and of the usual
+    torchvision ImageFolder + PIL transforms + DataLoader, over the same JPEG files."""
+    files, labels, classes = data.list_image_folder(split_dir)
+    n = min(len(files), batch_size * batches)
+    tensors = data.ImageSet(data.decode_files(files[:n]), torch.tensor(labels[:n]), classes)
+    normalize = data.Normalize.from_images(tensors.images)
+    ours = data.TensorLoader(tensors, batch_size, shuffle=True, transform=TrainTransform(normalize, crop=28))
+    book = data.loader_throughput(ours, batches=len(ours) - 1)
+    pil = torchvision.transforms
+    usual = torchvision.datasets.ImageFolder(str(split_dir), transform=pil.Compose([
+        pil.RandomCrop(28), pil.RandomHorizontalFlip(), pil.ToTensor(),
+        pil.Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))]))
+    usual = torch.utils.data.Subset(usual, torch.randperm(len(usual))[:n].tolist())
+    loader = torch.utils.data.DataLoader(usual, batch_size, shuffle=True, num_workers=workers, drop_last=True)
+    torchvision_way = data.loader_throughput(loader, batches=len(loader) - 1)
+    return {"book_img_per_s": book["img_per_s"], "torchvision_pil_img_per_s": torchvision_way["img_per_s"],
+            "speedup": book["img_per_s"] / torchvision_way["img_per_s"], "images": n, "workers": workers}
+
+
+def folder_loader(root: Path, workers: int, device: torch.device, batch_size: int = 16) -> dict[str, float]:
+    """img/s per worker of the ImageNet loader: JPEG decode, shorter side to 256, centre 256, in workers."""
+    dataset = data.ImageFolderDataset(root, "train")
+    loader = data.FolderLoader(dataset, batch_size, shuffle=True, device=device, workers=workers)
+    speed = data.loader_throughput(loader, batches=len(loader) - 1)
+    return {"workers": workers, "img_per_s": speed["img_per_s"], "img_per_s_per_worker": speed["img_per_s"] / max(workers, 1)}
+
+
+def lrn_speeds(device: torch.device, shape=(128, 96, 55, 55), repeats: int = 5) -> pd.DataFrame:
+    """Forward and forward+backward milliseconds of conv1's LRN at batch 128: ours against torch's."""
+    x = (10 * torch.randn(shape, device=device)).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grad = torch.randn_like(x)
+    rows = []
+    for name, lrn in {"alexnet_book.LRN": LRN.convention("cuda-convnet"),
+                      "torch.nn.LocalResponseNorm": torch.nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)}.items():
+        forward = time_call(lambda: lrn(x), device, repeats)
+        both = time_call(lambda: lrn(x).backward(grad), device, repeats)
+        rows.append({"lrn": name, "forward_ms": 1e3 * forward, "forward_backward_ms": 1e3 * both})
+    return pd.DataFrame(rows)
+
+
+def run(device: torch.device, batch_size: int, steps: int, cifar_dir: Path | None) -> dict:
+    tic = time.perf_counter()
+    result = {"run": run_record("bench", device, [0]), "gflop_per_training_image": GFLOP_PER_IMAGE,
+              "training": training_speeds(device, batch_size, steps).to_dict("records"),
+              "lrn": lrn_speeds(device).to_dict("records")}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = write_jpeg_tree(Path(tmp))
+        result["imagefolder_loader"] = [folder_loader(root, workers, device) for workers in (1, 2)]
+    if cifar_dir is not None:
+        result["cifar_data_path"] = cifar_data_path(cifar_dir)
+    times = measured_times()
+    result["notebook_seconds"] = times.to_dict() if not times.empty else {}
+    result["run"]["wall_time_s"] = round(time.perf_counter() - tic, 1)
+    sync(device)
+    return result
+
+
+def to_markdown(result: dict) -> str:
+    def table(rows, digits: int = 2) -> str:
+        return "```\n" + pd.DataFrame(rows).round(digits).to_string(index=False) + "\n```"
+
+    training = pd.DataFrame(result["training"]).drop(columns="error")
+    lines = [f"# make bench: {result['run']['device']}", "",
+             f"Training at 224x224; fraction = img/s x {GFLOP_PER_IMAGE:.2f} GFLOP / the matmul limit in that dtype:", "",
+             table(training, 3), "", "LRN at conv1's size (96 x 55 x 55), batch 128:", "", table(result["lrn"]), "",
+             "ImageFolder loader (generated 320x400 JPEGs, decode + resize in workers):", "",
+             table(result["imagefolder_loader"], 1), ""]
+    if "cifar_data_path" in result:
+        c = result["cifar_data_path"]
+        lines += [f"CIFAR data path: the book's {c['book_img_per_s']:,.0f} img/s against torchvision ImageFolder + PIL "
+                  f"+ DataLoader ({c['workers']} workers) at {c['torchvision_pil_img_per_s']:,.0f} img/s: {c['speedup']:.1f}x", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device")
+    parser.add_argument("--batch-size", type=int, default=32, help="training batch for the throughput runs")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps per setting")
+    args = parser.parse_args(argv)
+    device = pick_device(args.device)
+    folder = data.data_root() / "cifar10-jpeg" / "train"
+    result = run(device, args.batch_size, args.steps, folder if folder.is_dir() else None)
+    out = results_root() / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (out / "bench.md").write_text(to_markdown(result) + "\n")
+    print(to_markdown(result))
+
+
+if __name__ == "__main__":
+    main()

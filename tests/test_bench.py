@@ -1,0 +1,33 @@
+import math
+
+import torch
+
+from alexnet_book import bench
+
+
+def test_matmul_limit_and_lrn_timings_are_positive():
+    assert bench.matmul_gflops(torch.device("cpu"), torch.float32, n=64, repeats=1) > 0
+    table = bench.lrn_speeds(torch.device("cpu"), shape=(2, 8, 6, 6), repeats=1)
+    assert table["lrn"].tolist() == ["alexnet_book.LRN", "torch.nn.LocalResponseNorm"]
+    assert (table["forward_ms"] > 0).all() and (table["forward_backward_ms"] > 0).all()
+
+
+def test_data_paths_run_on_a_generated_tree(tmp_path):
+    root = bench.write_jpeg_tree(tmp_path, classes=2, per_class=12, size=(32, 32))
+    speeds = bench.cifar_data_path(root / "train", batch_size=4, batches=6, workers=0)
+    assert speeds["images"] == 24 and speeds["speedup"] > 0
+    loader = bench.folder_loader(root, workers=0, device=torch.device("cpu"), batch_size=4)
+    assert loader["img_per_s"] > 0 and loader["img_per_s_per_worker"] == loader["img_per_s"]
+
+
+def test_markdown_summary_names_every_section():
+    result = {"run": {"device": "cpu: test"},
+              "training": [{"net": "paper AlexNet", "dtype": "bf16", "channels_last": True, "compile": False,
+                            "img_per_s": 30.0, "matmul_gflops": 200.0, "fraction_of_matmul_limit": 0.65, "error": None}],
+              "lrn": [{"lrn": "ours", "forward_ms": 1.0, "forward_backward_ms": 3.0}],
+              "imagefolder_loader": [{"workers": 1, "img_per_s": 100.0, "img_per_s_per_worker": 100.0}],
+              "cifar_data_path": {"book_img_per_s": 50_000.0, "torchvision_pil_img_per_s": 2_000.0, "speedup": 25.0,
+                                  "workers": 2, "images": 1}}
+    text = bench.to_markdown(result)
+    assert "cpu: test" in text and "0.65" in text and "25.0x" in text and "ImageFolder loader" in text
+    assert math.isclose(bench.GFLOP_PER_IMAGE, 4.344)
