@@ -8,7 +8,8 @@ One run measures, on the device at hand:
   torchvision's ImageFolder with PIL transforms through a DataLoader, on the same JPEG files;
 - the ImageFolder loader (JPEG decode in workers), img/s per worker, on a generated tree;
 - LRN, ours against torch.nn.LocalResponseNorm, forward and backward;
-- the wall time of every notebook, from the last `make reproduce` of each profile.
+- the wall time of every notebook, from the last `make reproduce` of each profile, and of
+  `make test` with --make-test.
 It writes results/bench/bench.json and bench.md. These are benchmarks, not tests: nothing here asserts a speed.
 """
 
@@ -121,6 +122,17 @@ def lrn_speeds(device: torch.device, shape=(128, 96, 55, 55), repeats: int = 5) 
     return pd.DataFrame(rows)
 
 
+def make_test_seconds() -> float:
+    """Wall time of the README's test command, `make test`, run here in a subprocess."""
+    import subprocess
+
+    from .results import REPO
+
+    tic = time.perf_counter()
+    subprocess.run(["make", "test"], cwd=REPO, check=True, capture_output=True)
+    return time.perf_counter() - tic
+
+
 def run(device: torch.device, batch_size: int, steps: int, cifar_dir: Path | None) -> dict:
     tic = time.perf_counter()
     result = {"run": run_record("bench", device, [0]), "gflop_per_training_image": GFLOP_PER_IMAGE,
@@ -148,6 +160,8 @@ def to_markdown(result: dict) -> str:
              table(training, 3), "", "LRN at conv1's size (96 x 55 x 55), batch 128:", "", table(result["lrn"]), "",
              "ImageFolder loader (generated 320x400 JPEGs, decode + resize in workers):", "",
              table(result["imagefolder_loader"], 1), ""]
+    if "make_test_seconds" in result:
+        lines += [f"`make test` took {result['make_test_seconds']:.0f} s.", ""]
     if "cifar_data_path" in result:
         c = result["cifar_data_path"]
         lines += [f"CIFAR data path: the book's {c['book_img_per_s']:,.0f} img/s against torchvision ImageFolder + PIL "
@@ -160,10 +174,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device")
     parser.add_argument("--batch-size", type=int, default=32, help="training batch for the throughput runs")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per setting")
+    parser.add_argument("--make-test", action="store_true", help="also time `make test` (several minutes)")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
     folder = data.data_root() / "cifar10-jpeg" / "train"
     result = run(device, args.batch_size, args.steps, folder if folder.is_dir() else None)
+    if args.make_test:
+        result["make_test_seconds"] = round(make_test_seconds(), 1)
     out = results_root() / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
