@@ -228,3 +228,15 @@ def epochs_to_best(history: pd.DataFrame, column: str = "test_top1", within: flo
         rows.append({"variant": variant, "seed": seed, "epochs": first, "best": best,
                      "still_improving": run.loc[run[column].idxmin(), "epoch"] == run["epoch"].max()})
     return pd.DataFrame(rows)
+
+
+def headline(ratios: pd.DataFrame, preferred: str) -> str:
+    """The row of `speedup` to report: `preferred` unless some of its runs never reached the
+    threshold (its ratio is then only a bound) while another row's ratio is a measurement."""
+    measured = [name for name in ratios.index if not ratios.loc[name, "bound"]]
+    return preferred if preferred in measured or not measured else measured[0]
+
+
+def describe_ratio(row) -> str:
+    """'1.47x ± 0.07', or 'at least 1.45x ± 0.07' for a bound."""
+    return f"{'at least ' if row.bound else ''}{row.ratio:.2f}x ± {row.ratio_std:.2f}"

@@ -135,3 +135,12 @@ def test_sweep_extends_the_grid_past_an_edge_that_wins(monkeypatch):
     tried.clear()
     experiment.sweep_lr("x", None, Recipe(lr=0, epochs=1), [0.003, 0.01, 0.03], None)
     assert tried == [0.003, 0.01, 0.03]  # an inner minimum needs no extension
+
+
+def test_headline_prefers_a_measurement_over_a_bound():
+    ratios = pd.DataFrame({"ratio": [1.45, 1.47], "ratio_std": [0.07, 0.07], "bound": [True, False]},
+                          index=["paper", "pytorch"])
+    assert experiment.headline(ratios, "paper") == "pytorch"
+    assert experiment.headline(ratios.assign(bound=False), "paper") == "paper"
+    assert experiment.headline(ratios.assign(bound=True), "paper") == "paper"
+    assert experiment.describe_ratio(ratios.loc["paper"]) == "at least 1.45x ± 0.07"
