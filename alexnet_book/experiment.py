@@ -25,6 +25,12 @@ from .runtime import seed_everything
 from .train import NonFiniteLossError, autocast, fit, topk_errors
 
 
+# Section 5's starting learning rate. The architecture and regularizer ablations (04-06, 10) train every
+# variant at it: a sweep of 1-2 epochs there chose rates (0.1) at which the full runs stalled, because a
+# short sweep rewards a fast start over a good finish.
+PAPER_LR = 0.01
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How one variant is trained: SGD with momentum for a number of epochs, at a constant learning

@@ -65,13 +65,14 @@ class Profile:
 CIFAR_SECTION_BUDGETS = {
     "02_relu_vs_tanh": Budget(epochs=15, seeds=(0, 1, 2), sweep_epochs=2),
     "03_local_response_norm": Budget(epochs=4, seeds=(0, 1, 2), sweep_epochs=1),
-    "04_overlapping_pooling": Budget(epochs=6, seeds=(0, 1, 2), sweep_epochs=1),
+    # Half the training set, so that ten epochs fit and overfitting shows within them.
+    "04_overlapping_pooling": Budget(epochs=10, train_size=25_000, seeds=(0, 1, 2)),
     # Regularizers need a net that overfits within the budget: 10,000 training images, many epochs.
-    "05_data_augmentation": Budget(epochs=10, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=2),
-    "06_dropout": Budget(epochs=20, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
+    "05_data_augmentation": Budget(epochs=10, train_size=10_000, seeds=(0, 1, 2)),
+    "06_dropout": Budget(epochs=20, train_size=10_000, seeds=(0, 1, 2)),
     # sweep_epochs here: the length of each initialization trial
     "07_training_recipe": Budget(epochs=14, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=3),
-    "10_depth_ablation": Budget(epochs=4, seeds=(0, 1, 2), sweep_epochs=1),
+    "10_depth_ablation": Budget(epochs=6, train_size=25_000, seeds=(0, 1, 2)),
 }
 
 PROFILES: dict[str, Profile] = {
@@ -88,12 +89,12 @@ PROFILES: dict[str, Profile] = {
             "01_architecture": Budget(batch_size=4),
             "02_relu_vs_tanh": Budget(epochs=4, train_size=1000, seeds=(0, 1), sweep_epochs=1, batch_size=64),
             "03_local_response_norm": Budget(epochs=2, train_size=1000, seeds=(0, 1), sweep_epochs=1, batch_size=64),
-            "04_overlapping_pooling": Budget(epochs=2, train_size=1000, seeds=(0, 1), sweep_epochs=1, batch_size=64),
-            "05_data_augmentation": Budget(epochs=3, train_size=500, seeds=(0, 1), sweep_epochs=1, batch_size=64),
-            "06_dropout": Budget(epochs=3, train_size=1000, seeds=(0, 1), sweep_epochs=1, batch_size=64),
+            "04_overlapping_pooling": Budget(epochs=2, train_size=1000, seeds=(0, 1), batch_size=64),
+            "05_data_augmentation": Budget(epochs=3, train_size=500, seeds=(0, 1), batch_size=64),
+            "06_dropout": Budget(epochs=3, train_size=1000, seeds=(0, 1), batch_size=64),
             "07_training_recipe": Budget(epochs=3, train_size=500, seeds=(0, 1), sweep_epochs=1, batch_size=64),
             "08_full_training": Budget(epochs=2, train_size=64, test_size=32, batch_size=32),
-            "10_depth_ablation": Budget(epochs=2, train_size=500, seeds=(0, 1), sweep_epochs=1, batch_size=64),
+            "10_depth_ablation": Budget(epochs=2, train_size=500, seeds=(0, 1), batch_size=64),
             "11_report": Budget(),
         },
     ),
