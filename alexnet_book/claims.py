@@ -65,6 +65,19 @@ def gain_verdict(gain: dict, paper_gain: float, unit: str = "points") -> tuple[s
     return verdict, rule
 
 
+def specialization_verdict(grouped: dict, control: dict) -> tuple[str, str]:
+    """Verdict and rule for C11 from qualitative.group_contrast of the grouped net's two conv1 groups
+    and of the same split in an ungrouped control (where the split means nothing)."""
+    split = grouped["p_value"] < 0.01
+    specific = split and control["p_value"] >= 0.05 and grouped["difference"] > control["difference"]
+    verdict = "reproduced" if specific else "partly" if grouped["p_value"] < 0.05 else "not reproduced"
+    rule = ("colour-specialization (energy off the grey axis) per conv1 kernel; reproduced: the grouped net's two "
+            "groups differ with permutation p < 0.01 while the same split of an ungrouped control does not "
+            "(p >= 0.05, smaller difference); partly: the groups differ with p < 0.05 only, or the control "
+            "splits too; not reproduced: p >= 0.05")
+    return verdict, rule
+
+
 def format_value(entry: dict) -> str:
     """'12.3 ± 0.4 % (n=3)' from a claim entry; text values pass through."""
     value = entry["measured"]

@@ -94,6 +94,7 @@ PROFILES: dict[str, Profile] = {
             "06_dropout": Budget(epochs=3, train_size=1000, seeds=(0, 1), batch_size=64),
             "07_training_recipe": Budget(epochs=3, train_size=500, seeds=(0, 1), sweep_epochs=1, batch_size=64),
             "08_full_training": Budget(epochs=2, train_size=64, test_size=32, batch_size=32),
+            "09_qualitative": Budget(),
             "10_depth_ablation": Budget(epochs=2, train_size=500, seeds=(0, 1), batch_size=64),
             "11_report": Budget(),
         },
@@ -115,6 +116,7 @@ PROFILES: dict[str, Profile] = {
             "08_full_training": Budget(epochs=10, train_size=10_000, test_size=1_000),
             # with a GPU the same notebook trains on all of CIFAR-10 until the plateau schedule ends
             "08_full_training@cuda": Budget(epochs=60),
+            "09_qualitative": Budget(),  # looks at notebook 08's nets; trains nothing
             "11_report": Budget(),
         },
     ),
@@ -131,6 +133,7 @@ PROFILES: dict[str, Profile] = {
             **CIFAR_SECTION_BUDGETS,  # the section experiments run on CIFAR-10 here too (data.experiment_data)
             # the paper's run: all of ILSVRC-2012 for about 90 epochs at batch 128
             "08_full_training": Budget(epochs=90),
+            "09_qualitative": Budget(),
             "11_report": Budget(),
         },
     ),

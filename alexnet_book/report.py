@@ -27,6 +27,10 @@ KEY_FIGURES = {
     "05_data_augmentation/augmentation.png": "augmentation ablation (C7)",
     "06_dropout/dropout.png": "dropout and the overfitting gap (C9)",
     "07_training_recipe/init_scales.png": "why the paper's init does not learn (section 5)",
+    "08_full_training/learning_curves.png": "the paper's AlexNet: two GPUs vs one (C2)",
+    "09_qualitative/figure3_conv1.png": "Figure 3: conv1 kernels by group (C11)",
+    "09_qualitative/figure4_neighbours.png": "Figure 4: nearest neighbours in fc7 and pixel space",
+    "10_depth_ablation/depth.png": "removing a middle conv layer (C12)",
 }
 
 

@@ -439,12 +439,17 @@ def transforms(side: int, mean: torch.Tensor, std: torch.Tensor, lighting, confi
     return train, test, whole
 
 
-def memory_inputs(profile, config: dict, device: torch.device) -> dict:
-    """CIFAR-10 or synthetic shapes, held on the device (data.TensorLoader)."""
+def memory_sets(profile, config: dict) -> tuple[data.ImageSet, data.ImageSet, torch.Tensor, torch.Tensor]:
+    """A run's training and test images (CIFAR-10 or synthetic shapes) and the mean and std it normalizes by."""
     train = data.load_dataset(profile, "train", config["data_root"], limit=config["train_size"])
     test = data.load_dataset(profile, "test", config["data_root"], limit=config["test_size"])
     mean, std = data.channel_stats(train.images)
-    std = torch.ones(3) if config["mean_only"] else std
+    return train, test, mean, torch.ones(3) if config["mean_only"] else std
+
+
+def memory_inputs(profile, config: dict, device: torch.device) -> dict:
+    """CIFAR-10 or synthetic shapes, held on the device (data.TensorLoader)."""
+    train, test, mean, std = memory_sets(profile, config)
     train_tf, test_tf, whole = transforms(train.images.shape[-1], mean, std, rgb_pca(train.images), config)
     rank, world, batch = distributed.rank(), distributed.world_size(), config["batch_size"] // distributed.world_size()
     share = data.shard(torch.arange(len(test)), rank, world, drop_last=False)

@@ -1,0 +1,122 @@
+"""Section 6.1's qualitative evaluation: what conv1 learned (Figure 3) and what fc7 knows (Figure 4)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import data
+from .train import autocast, make_model, memory_sets, transforms
+
+
+@dataclass
+class TrainedRun:
+    """A finished `python -m alexnet_book.train` run (notebook 08): its net in eval mode on the CPU,
+    its config, the training and test images it used, and its centre-patch test input."""
+
+    model: nn.Module
+    config: dict
+    train: data.ImageSet
+    test: data.ImageSet
+    transform: object
+    checkpoint: Path
+
+
+def load_run(out: str | Path, profile) -> TrainedRun:
+    out = Path(out)
+    checkpoint = out / "checkpoint.pt"
+    if not (checkpoint.exists() and (out / "config.json").exists()):
+        raise FileNotFoundError(f"no trained net in {out}: run notebook 08 first (make reproduce ONLY=08), "
+                                f"or python -m alexnet_book.train --profile {profile.name} --out {out}")
+    config = json.loads((out / "config.json").read_text())
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+    model = make_model(config, num_classes=len(state["classifier.fc8.bias"]))
+    model.load_state_dict(state)
+    if profile.dataset == "imagenet":
+        raise NotImplementedError("notebook 09 holds its images in memory; the imagenet profile needs a feature "
+                                  "pass over data.FolderLoader (not written yet)")
+    train, test, mean, std = memory_sets(profile, config)
+    settings = {**config, "augment": "none", "channels_last": False}
+    transform = transforms(train.images.shape[-1], mean, std, None, settings)[1]
+    return TrainedRun(model.eval(), config, train, test, transform, checkpoint)
+
+
+def colour_specialization(weight: torch.Tensor) -> torch.Tensor:
+    """Per conv1 kernel (K x 3 x h x w), the share of its energy off the grey axis: 0 for a kernel with
+    equal R, G and B weights at every pixel (colour-agnostic), 1 for one whose channels sum to zero
+    at every pixel (pure colour contrast). Section 6.1 calls the first kind "largely colour-agnostic"."""
+    weight = weight.detach().float()
+    grey = weight.mean(dim=1, keepdim=True)
+    return (weight - grey).square().sum(dim=(1, 2, 3)) / weight.square().sum(dim=(1, 2, 3))
+
+
+def group_contrast(scores: torch.Tensor, permutations: int = 10_000, seed: int = 0) -> dict[str, float]:
+    """How differently the two halves of conv1 (kernels 0..K/2-1 and K/2..K-1, the paper's two GPUs)
+    score: each half's mean, their absolute difference, and its permutation p-value, the share of
+    random splits into two halves whose difference is at least as large."""
+    if len(scores) % 2:
+        raise ValueError(f"need an even number of kernels to split into two groups, got {len(scores)}")
+    half = len(scores) // 2
+    first, second = scores[:half].mean().item(), scores[half:].mean().item()
+    generator = torch.Generator().manual_seed(seed)
+    shuffled = scores[torch.argsort(torch.rand(permutations, len(scores), generator=generator), dim=1)]
+    null = (shuffled[:, :half].mean(1) - shuffled[:, half:].mean(1)).abs()
+    difference = abs(first - second)
+    p_value = ((null >= difference - 1e-12).sum().item() + 1) / (permutations + 1)  # the observed split counts too
+    return {"group 1 mean": first, "group 2 mean": second, "difference": difference, "p_value": p_value}
+
+
+@torch.no_grad()
+def fc7_features(model: nn.Module, images: torch.Tensor, transform, batch_size: int = 64,
+                 amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """fc7's 4096 outputs after its ReLU ("the feature activations induced by an image at the last,
+    4096-dimensional hidden layer") for uint8 `images`, in eval mode and in batches; float32 on the CPU."""
+    device = next(model.parameters()).device
+    captured = []
+    hook = model.classifier.act7.register_forward_hook(lambda module, inputs, output: captured.append(output.float().cpu()))
+    model.eval()
+    try:
+        for start in range(0, len(images), batch_size):
+            with autocast(device, amp_dtype):
+                model(transform(images[start:start + batch_size].to(device)))
+    finally:
+        hook.remove()
+    return torch.cat(captured)
+
+
+def cached_features(path: Path, checkpoint: Path, compute) -> torch.Tensor:
+    """`compute()`'s features, saved at `path` and reused while `checkpoint` is unchanged."""
+    key = f"{Path(checkpoint).resolve()}:{Path(checkpoint).stat().st_mtime_ns}"
+    if path.exists():
+        saved = torch.load(path)
+        if saved["key"] == key:
+            return saved["features"]
+    features = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"key": key, "features": features}, path)
+    return features
+
+
+def nearest(queries: torch.Tensor, bank: torch.Tensor, k: int = 6) -> torch.Tensor:
+    """Indices into `bank` of each query's k nearest rows by Euclidean distance, nearest first."""
+    distances = torch.cdist(queries.flatten(1).float(), bank.flatten(1).float())
+    return distances.topk(k, dim=1, largest=False).indices
+
+
+def same_class_rate(neighbours: torch.Tensor, query_labels: torch.Tensor, bank_labels: torch.Tensor) -> float:
+    """Percentage of neighbours (queries x k indices into the bank) that share their query's label."""
+    return 100 * (bank_labels[neighbours] == query_labels.unsqueeze(1)).float().mean().item()
+
+
+@torch.no_grad()
+def top5(model: nn.Module, images: torch.Tensor, transform, amp_dtype: torch.dtype | None = None):
+    """(probabilities, classes) of the five most probable classes per image, most probable first."""
+    device = next(model.parameters()).device
+    model.eval()
+    with autocast(device, amp_dtype):
+        logits = model(transform(images.to(device)))
+    return logits.float().softmax(dim=1).topk(5, dim=1)

@@ -1,0 +1,107 @@
+"""Section 6.1's measurements: the colour-specialization score, the group contrast and its
+permutation test, fc7 features, nearest neighbours, and loading notebook 08's trained net."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from alexnet_book import claims, qualitative, train
+from alexnet_book.model import AlexNet
+from alexnet_book.profiles import PROFILES
+
+
+def test_colour_specialization_is_0_on_the_grey_axis_and_1_for_pure_colour_contrast():
+    grey = torch.randn(1, 1, 11, 11).expand(1, 3, 11, 11)
+    contrast = torch.zeros(1, 3, 11, 11)
+    contrast[0, 0], contrast[0, 1] = 1.0, -1.0  # red minus green: sums to zero over RGB everywhere
+    scores = qualitative.colour_specialization(torch.cat([grey, contrast]))
+    assert scores.tolist() == pytest.approx([0.0, 1.0], abs=1e-6)
+
+
+def test_colour_specialization_is_the_energy_share_off_the_grey_axis():
+    grey = torch.ones(1, 3, 2, 2)  # energy 12
+    colour = torch.zeros(1, 3, 2, 2)
+    colour[0, 0], colour[0, 2] = 1.0, -1.0  # energy 8, orthogonal to grey
+    assert qualitative.colour_specialization(grey + colour).item() == pytest.approx(8 / 20)
+    assert qualitative.colour_specialization(3 * (grey + colour)).item() == pytest.approx(8 / 20)  # scale-free
+
+
+def test_group_contrast_finds_two_different_halves_and_not_a_mixed_split():
+    noise = 0.01 * torch.randn(96, generator=torch.Generator().manual_seed(0))
+    separated = torch.cat([torch.full((48,), 0.1), torch.full((48,), 0.6)]) + noise
+    result = qualitative.group_contrast(separated, permutations=2000)
+    assert result["difference"] == pytest.approx(0.5, abs=0.01)
+    assert result["p_value"] == pytest.approx(1 / 2001)  # no random split comes close
+    mixed = separated[torch.randperm(96, generator=torch.Generator().manual_seed(1))]
+    assert qualitative.group_contrast(mixed, permutations=2000)["p_value"] > 0.01
+    with pytest.raises(ValueError, match="even number"):
+        qualitative.group_contrast(torch.rand(5))
+
+
+def test_specialization_verdict_needs_the_split_in_the_grouped_net_only():
+    split, none = {"difference": 0.3, "p_value": 0.001}, {"difference": 0.02, "p_value": 0.6}
+    assert claims.specialization_verdict(split, none)[0] == "reproduced"
+    assert claims.specialization_verdict(split, {"difference": 0.3, "p_value": 0.001})[0] == "partly"
+    assert claims.specialization_verdict({"difference": 0.05, "p_value": 0.03}, none)[0] == "partly"
+    assert claims.specialization_verdict(none, none)[0] == "not reproduced"
+
+
+def test_nearest_orders_by_euclidean_distance_and_same_class_rate_counts_matching_labels():
+    bank = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [0.0, 2.5]])
+    queries = torch.tensor([[0.2, 0.0], [5.0, 4.0]])
+    index = qualitative.nearest(queries, bank, k=2)
+    assert index.tolist() == [[0, 1], [2, 3]]
+    labels = torch.tensor([0, 0, 1, 2])
+    assert qualitative.same_class_rate(index, torch.tensor([0, 1]), labels) == pytest.approx(75.0)
+
+
+def small_alexnet() -> AlexNet:
+    torch.manual_seed(0)
+    return AlexNet(10, width=0.0625, fc_size=32).eval()
+
+
+def test_fc7_features_are_the_post_relu_fc7_outputs_whatever_the_batch_size():
+    model, images = small_alexnet(), torch.randint(0, 256, (5, 3, 224, 224), dtype=torch.uint8)
+    transform = lambda x: x.float() / 255  # noqa: E731
+    features = qualitative.fc7_features(model, images, transform, batch_size=2)
+    with torch.no_grad():
+        c = model.classifier
+        expected = c.act7(c.fc7(c.act6(c.fc6(torch.flatten(model.features(transform(images)), 1)))))
+    assert features.shape == (5, 32) and (features >= 0).all()
+    torch.testing.assert_close(features, expected)
+    torch.testing.assert_close(qualitative.fc7_features(model, images, transform, batch_size=5), features)
+
+
+def test_cached_features_are_reused_until_the_checkpoint_changes(tmp_path):
+    checkpoint, cache, calls = tmp_path / "checkpoint.pt", tmp_path / "fc7.pt", []
+    checkpoint.write_bytes(b"weights")
+
+    def compute():
+        calls.append(1)
+        return torch.full((2, 3), float(len(calls)))
+
+    first = qualitative.cached_features(cache, checkpoint, compute)
+    assert torch.equal(qualitative.cached_features(cache, checkpoint, compute), first) and len(calls) == 1
+    os.utime(checkpoint, ns=(1, 1))  # a retrained net
+    assert qualitative.cached_features(cache, checkpoint, compute)[0, 0] == 2.0
+
+
+def test_load_run_rebuilds_the_trained_net_its_data_and_its_test_input(tmp_path):
+    out = tmp_path / "run"
+    assert train.main(["--profile", "smoke", "--epochs", "1", "--train-size", "32", "--test-size", "16",
+                       "--batch-size", "16", "--width", "0.0625", "--fc-size", "32", "--out", str(out)]) == 0
+    trained = qualitative.load_run(out, PROFILES["smoke"])
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    for name, value in trained.model.state_dict().items():
+        assert torch.equal(value, saved[name]), name
+    assert not trained.model.training
+    assert (len(trained.train), len(trained.test)) == (32, 16)
+    assert trained.transform(trained.test.images[:2]).shape == (2, 3, 224, 224)
+    assert json.loads((out / "config.json").read_text())["groups"] == trained.config["groups"]
+
+
+def test_load_run_without_a_trained_net_says_to_run_notebook_08(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run notebook 08 first"):
+        qualitative.load_run(tmp_path / "nothing", PROFILES["smoke"])
