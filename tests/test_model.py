@@ -196,6 +196,9 @@ def test_lrn_gradients_match_torch(activations):
     torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-10, atol=1e-12)
     small = activations[:1, :7, :2, :2].clone().requires_grad_()
     assert torch.autograd.gradcheck(LRN.convention("caffe", groups=1), (small,))
+    # the written-out backward, with groups and another window size, against finite differences
+    wide = 10 * activations[:1, :8, :2, :2].clone().requires_grad_()
+    assert torch.autograd.gradcheck(LRN(size=3, alpha=0.01, beta=0.6, k=1.0, groups=2), (wide,))
 
 
 def test_lrn_channels_last_and_low_precision():
