@@ -32,13 +32,23 @@ def time_call(fn, device: torch.device, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def layer_times(model: nn.Module, batch: torch.Tensor, repeats: int = 3) -> pd.DataFrame:
+def layer_times(model: nn.Module, batch: torch.Tensor, repeats: int = 3, amp_dtype: torch.dtype | None = None) -> pd.DataFrame:
     """Forward and backward milliseconds per batch for every layer, each timed on its own input.
 
     Backward computes the gradients of the layer's input and parameters from a random output
-    gradient, as a training step does. The model runs in train mode (dropout on).
+    gradient, as a training step does. The model runs in train mode (dropout on), under autocast
+    to `amp_dtype` if given, on a batch in the memory format of its conv weights (channels_last
+    models get channels_last inputs, as in training).
     """
     model.train()
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    if conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous():
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(batch.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        return _layer_times(model, batch, repeats)
+
+
+def _layer_times(model: nn.Module, batch: torch.Tensor, repeats: int) -> pd.DataFrame:
     rows, x = [], batch
     for name, layer in sequential_layers(model):
         x = x.detach().requires_grad_(True)

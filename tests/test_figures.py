@@ -43,3 +43,12 @@ def test_layer_times_cover_every_layer():
     assert times["layer"].tolist() == [name for name, _ in timing.sequential_layers(net)]
     assert (times[["forward_ms", "backward_ms"]] >= 0).all().all()
     assert times["share_%"].sum() == pytest.approx(100)
+
+
+def test_layer_times_feed_a_channels_last_model_channels_last_inputs_under_autocast():
+    net = AlexNet(num_classes=10, width=0.25, fc_size=64).to(memory_format=torch.channels_last)
+    seen = []
+    net.features.conv1.register_forward_pre_hook(
+        lambda module, args: seen.append((args[0].is_contiguous(memory_format=torch.channels_last), torch.is_autocast_enabled("cpu"))))
+    timing.layer_times(net, torch.randn(1, 3, 224, 224), repeats=1, amp_dtype=torch.bfloat16)
+    assert seen and all(cl and amp for cl, amp in seen)
