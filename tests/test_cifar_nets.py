@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from alexnet_book.cifar_nets import CONV_LOCAL_LRN, CifarAlexNet, ConvLocal, Layers80Sec, gaussian_init_
+from alexnet_book.cifar_nets import CONV_LOCAL_LRN, CifarAlexNet, ConvLocal, Layers80Sec, gaussian_init_, torch_init_
 from alexnet_book.model import LRN, count_parameters
 from alexnet_book.summary import layer_table
 
@@ -72,3 +72,17 @@ def test_cifar_alexnet_without_a_middle_conv_layer(layer):
     assert count_parameters(model) < count_parameters(CifarAlexNet())
     with pytest.raises(ValueError, match="only a middle conv layer"):
         CifarAlexNet(without="conv1")
+
+
+def test_cifar_alexnet_starts_from_he_init_and_torch_init_restores_the_default():
+    torch.manual_seed(0)
+    net = CifarAlexNet()
+    conv3, fc6 = net.features.conv3, net.classifier.fc6
+    for layer in (conv3, fc6):
+        fan_in = layer.weight[0].numel()
+        assert layer.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.05)
+        assert (layer.bias == 0).all()
+    assert "init: he_init_" in repr(net)  # so experiment.checkpoint_path changes with the init
+    torch_init_(net)
+    bound = 1 / conv3.weight[0].numel() ** 0.5  # PyTorch's kaiming_uniform(a=sqrt(5)) bound
+    assert conv3.weight.abs().max().item() <= bound and (conv3.bias != 0).any()
