@@ -27,6 +27,9 @@ class TrainedRun:
 
 
 def load_run(out: str | Path, profile) -> TrainedRun:
+    if profile.dataset == "imagenet":
+        raise NotImplementedError("notebook 09 holds its images in memory; the imagenet profile needs a feature "
+                                  "pass over data.FolderLoader (not written yet)")
     out = Path(out)
     checkpoint = out / "checkpoint.pt"
     if not (checkpoint.exists() and (out / "config.json").exists()):
@@ -36,9 +39,6 @@ def load_run(out: str | Path, profile) -> TrainedRun:
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
     model = make_model(config, num_classes=len(state["classifier.fc8.bias"]))
     model.load_state_dict(state)
-    if profile.dataset == "imagenet":
-        raise NotImplementedError("notebook 09 holds its images in memory; the imagenet profile needs a feature "
-                                  "pass over data.FolderLoader (not written yet)")
     train, test, mean, std = memory_sets(profile, config)
     settings = {**config, "augment": "none", "channels_last": False}
     transform = transforms(train.images.shape[-1], mean, std, None, settings)[1]
