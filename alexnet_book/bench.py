@@ -28,6 +28,7 @@ import torchvision
 from . import data
 from .augment import TrainTransform
 from .model import LRN, AlexNet
+from .profiles import get_profile
 from .reproduce import measured_times
 from .results import results_root, run_record
 from .runtime import pick_device, seed_everything
@@ -141,7 +142,7 @@ def make_test_seconds() -> float:
 
 def run(device: torch.device, batch_size: int, steps: int, cifar_dir: Path | None) -> dict:
     tic = time.perf_counter()
-    result = {"run": run_record("bench", device, [0]), "gflop_per_training_image": GFLOP_PER_IMAGE,
+    result = {"run": run_record("bench", device, [0]), "gflop_per_training_image": GFLOP_PER_IMAGE, "batch_size": batch_size,
               "training": training_speeds(device, batch_size, steps).to_dict("records"),
               "lrn": lrn_speeds(device).to_dict("records")}
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,7 +163,7 @@ def to_markdown(result: dict) -> str:
 
     training = pd.DataFrame(result["training"]).drop(columns="error")
     lines = [f"# make bench: {result['run']['device']}", "",
-             f"Training at 224x224; fraction = img/s x {GFLOP_PER_IMAGE:.2f} GFLOP / the matmul limit in that dtype:", "",
+             f"Training at 224x224, batch {result['batch_size']}; fraction = img/s x {GFLOP_PER_IMAGE:.2f} GFLOP / the matmul limit in that dtype:", "",
              table(training, 3), "", "LRN at conv1's size (96 x 55 x 55), batch 128:", "", table(result["lrn"]), "",
              "ImageFolder loader (generated 320x400 JPEGs, decode + resize in workers):", "",
              table(result["imagefolder_loader"], 1), ""]
@@ -172,19 +173,25 @@ def to_markdown(result: dict) -> str:
         c = result["cifar_data_path"]
         lines += [f"CIFAR data path: the book's {c['book_img_per_s']:,.0f} img/s against torchvision ImageFolder + PIL "
                   f"+ DataLoader ({c['workers']} workers) at {c['torchvision_pil_img_per_s']:,.0f} img/s: {c['speedup']:.1f}x", ""]
+    if result.get("notebook_seconds"):
+        lines += ["Seconds per notebook, from the last `make reproduce` of each profile (results/<profile>/reproduce.json):", "",
+                  table(pd.DataFrame(result["notebook_seconds"]).rename_axis("notebook").reset_index(), 0), ""]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device")
-    parser.add_argument("--batch-size", type=int, default=32, help="training batch for the throughput runs")
+    parser.add_argument("--profile", help="whose training batch to time (default: $ALEXNET_BOOK_PROFILE, else cifar)")
+    parser.add_argument("--batch-size", type=int, help="training batch for the throughput runs (default: the "
+                                                         "profile's, notebook 08's: 128 in cifar and imagenet)")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per setting")
     parser.add_argument("--make-test", action="store_true", help="also time `make test` (several minutes)")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
+    batch_size = args.batch_size or get_profile(args.profile).budget("08_full_training").batch_size
     folder = data.data_root() / "cifar10-jpeg" / "train"
-    result = run(device, args.batch_size, args.steps, folder if folder.is_dir() else None)
+    result = run(device, batch_size, args.steps, folder if folder.is_dir() else None)
     if args.make_test:
         result["make_test_seconds"] = round(make_test_seconds(), 1)
     out = results_root() / "bench"

@@ -18,7 +18,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .model import LRN, activation_layer
+from .model import LRN, activation_layer, he_init_, torch_init_  # noqa: F401 (torch_init_: for notebook 07)
 
 
 @torch.no_grad()
@@ -31,27 +31,6 @@ def gaussian_init_(model: nn.Module, stds: dict[str, float]) -> nn.Module:
                 raise KeyError(f"no init std for layer {short!r}; given: {', '.join(stds)}")
             nn.init.normal_(layer.weight, 0.0, stds[short])
             nn.init.zeros_(layer.bias)
-    return model
-
-
-@torch.no_grad()
-def he_init_(model: nn.Module) -> nn.Module:
-    """He et al. (2015), in place: conv and linear weights ~ N(0, 2 / fan_in), biases 0. It keeps
-    the scale of ReLU activations from layer to layer; PyTorch's default init shrinks it, and left
-    CifarAlexNet on the ln(10) loss plateau for 4-5 epochs at ε = 0.01 (measured on 10,000 CIFAR images)."""
-    for layer in model.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-            nn.init.zeros_(layer.bias)
-    return model
-
-
-@torch.no_grad()
-def torch_init_(model: nn.Module) -> nn.Module:
-    """PyTorch's default init of every conv and linear layer, in place (its `reset_parameters`)."""
-    for layer in model.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            layer.reset_parameters()
     return model
 
 

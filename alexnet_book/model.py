@@ -285,5 +285,27 @@ def paper_init_(
     return model
 
 
+@torch.no_grad()
+def he_init_(model: nn.Module) -> nn.Module:
+    """He et al. (2015), in place: conv and linear weights ~ N(0, 2 / fan_in), biases 0. It keeps
+    the scale of ReLU activations from layer to layer; PyTorch's default init shrinks it, and left
+    CifarAlexNet on the ln(10) loss plateau for 4-5 epochs at ε = 0.01 (measured on 10,000 CIFAR images),
+    and the paper's AlexNet there after a whole epoch (notebook 08)."""
+    for layer in model.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+    return model
+
+
+@torch.no_grad()
+def torch_init_(model: nn.Module) -> nn.Module:
+    """PyTorch's default init of every conv and linear layer, in place (its `reset_parameters`)."""
+    for layer in model.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            layer.reset_parameters()
+    return model
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

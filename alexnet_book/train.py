@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from . import data, distributed
 from .augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, TestTransform, TrainTransform, rgb_pca
-from .model import LRN_CONVENTIONS, AlexNet, paper_init_
+from .model import LRN_CONVENTIONS, AlexNet, he_init_, paper_init_
 from .profiles import get_profile
 from .results import results_root, run_record
 from .runtime import pick_device, seed_everything
@@ -328,8 +328,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     net.add_argument("--lrn", choices=(*LRN_CONVENTIONS, "none"), default="cuda-convnet")
     net.add_argument("--pool-size", type=int, choices=(2, 3), default=3)
     net.add_argument("--dropout", type=float, default=0.5)
-    net.add_argument("--init", choices=("torch", "paper", "caffe"), default="torch",
-                     help="PyTorch's default, section 5's N(0, 0.01) with biases 1, or Caffe's fix of it")
+    net.add_argument("--init", choices=("he", "torch", "paper", "caffe"), default="he",
+                     help="He's N(0, 2/fan_in) (the default: on CIFAR-10 the others sit at chance for epochs, "
+                          "notebooks 07 and 08), PyTorch's default, section 5's N(0, 0.01) with biases 1, or Caffe's fix of it")
     inputs = p.add_argument_group("data (section 4.1)")
     inputs.add_argument("--augment", choices=("paper", "none"), default="paper",
                         help="paper: random 224/256 patches, flips, PCA lighting; none: the centre patch")
@@ -417,7 +418,9 @@ def make_model(config: dict, num_classes: int) -> torch.nn.Module:
     width = tuple(config["width"]) if isinstance(config["width"], list) else config["width"]
     model = AlexNet(num_classes, lrn=None if config["lrn"] == "none" else config["lrn"], pool_size=config["pool_size"],
                     groups=config["groups"], dropout=config["dropout"], width=width, fc_size=config["fc_size"])
-    if config["init"] == "paper":
+    if config["init"] == "he":
+        he_init_(model)
+    elif config["init"] == "paper":
         paper_init_(model)
     elif config["init"] == "caffe":
         paper_init_(model, bias=0.1, fc_weight_std=0.005)
