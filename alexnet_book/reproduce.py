@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from .profiles import PROFILES
 from .results import REPO, results_root
 
 NOTEBOOKS = REPO / "notebooks"
+TERMINAL_TOKENS = re.compile(r"\r|\n|\x1b\[A|\x1b\[[0-9;]*[A-Za-z]|[^\r\n\x1b]+")
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
@@ -64,7 +66,44 @@ def to_book(executed: Path, source: Path) -> None:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
     nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = coalesce_streams(cell.outputs)
     nbformat.write(nb, source)
+
+
+def render_terminal(text: str) -> str:
+    """What a terminal shows after printing `text`: carriage returns and tqdm's cursor-up moves
+    applied, so a progress bar's thousand updates leave only its last state. Blank lines go."""
+    lines, row, col = [""], 0, 0
+    for token in TERMINAL_TOKENS.findall(text):
+        if token == "\n":
+            row, col = row + 1, 0
+            lines += [""] * (row + 1 - len(lines))
+        elif token == "\r":
+            col = 0
+        elif token == "\x1b[A":
+            row = max(row - 1, 0)
+        elif not token.startswith("\x1b"):  # other escape codes (colours) are dropped
+            line = lines[row]
+            lines[row] = line[:col] + token + line[col + len(token):]
+            col += len(token)
+    kept = [line.rstrip() for line in lines if line.strip()]
+    return "\n".join(kept) + "\n" if kept else ""
+
+
+def coalesce_streams(outputs: list) -> list:
+    """Join consecutive stdout (or stderr) outputs of a cell into one, rendered as a terminal would."""
+    merged = []
+    for output in outputs:
+        if output.output_type == "stream" and merged and merged[-1].output_type == "stream" and merged[-1].name == output.name:
+            merged[-1].text += output.text
+        else:
+            merged.append(output)
+    for output in merged:
+        if output.output_type == "stream":
+            output.text = render_terminal(output.text)
+    return [o for o in merged if o.output_type != "stream" or o.text]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,13 +21,17 @@ import json
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+
+with warnings.catch_warnings():  # without ipywidgets tqdm.auto falls back to text bars, and says so in every notebook
+    warnings.filterwarnings("ignore", "IProgress not found")
+    from tqdm.auto import tqdm
 
 from . import data, distributed
 from .augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, TestTransform, TrainTransform, rgb_pca

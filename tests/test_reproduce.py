@@ -46,3 +46,32 @@ def test_only_selects_by_prefix_and_rejects_unknown(tmp_path, monkeypatch):
     assert [p.stem for p in reproduce.notebooks(["01", "02"])] == ["01_b", "02_c"]
     with pytest.raises(SystemExit, match="no notebook matches"):
         reproduce.notebooks(["99"])
+
+
+def test_book_copies_keep_only_what_a_terminal_shows_of_progress_bars():
+    import io
+
+    from nbformat.v4 import new_output
+    from tqdm import tqdm
+
+    stream = io.StringIO()
+    print("starting", file=stream)
+    for epoch in tqdm(range(3), desc="run", file=stream, ascii=True):
+        for _ in tqdm(range(50), desc=f"epoch {epoch}", file=stream, leave=False, ascii=True, mininterval=0):
+            pass
+    print("done", file=stream)
+    raw = stream.getvalue()
+    pieces = [new_output("stream", name="stderr", text=raw[i : i + 40]) for i in range(0, len(raw), 40)]
+    outputs = reproduce.coalesce_streams([*pieces, new_output("stream", name="stdout", text="result\n")])
+    assert [o.name for o in outputs] == ["stderr", "stdout"]  # one output per stream, in order
+    lines = outputs[0].text.splitlines()
+    assert lines[0] == "starting" and lines[-1] == "done" and len(lines) == 3, lines
+    assert lines[1].startswith("run: 100%") and "3/3" in lines[1]  # the outer bar's final state; inner bars cleared
+    assert raw.count("epoch") > 100 and "epoch" not in outputs[0].text
+
+
+def test_render_terminal_applies_carriage_returns_and_cursor_up():
+    assert reproduce.render_terminal("a\rbc\n") == "bc\n"
+    assert reproduce.render_terminal("top\n\rinner\x1b[A\rTOP\n\r     \r") == "TOP\n"
+    assert reproduce.render_terminal("\x1b[31mred\x1b[0m\n") == "red\n"
+    assert reproduce.render_terminal("\r\n") == ""
