@@ -50,10 +50,11 @@ def run_records(profile_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def reproduce_minutes(profile_dir: Path) -> float | None:
-    """Total wall time of the profile's last `make reproduce`, per notebook summed (reproduce.json)."""
+def reproduce_minutes(profile_dir: Path) -> dict[str, float]:
+    """Minutes per notebook of the profile's last `make reproduce` (reproduce.json), in the book's order."""
     path = profile_dir / "reproduce.json"
-    return sum(json.loads(path.read_text()).values()) / 60 if path.exists() else None
+    seconds = json.loads(path.read_text()) if path.exists() else {}
+    return {name: seconds[name] / 60 for name in sorted(seconds)}
 
 
 def readme_block(profile: str = "cifar") -> str:
@@ -66,11 +67,12 @@ def readme_block(profile: str = "cifar") -> str:
              + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()) + ").", "",
              to_markdown(table, link_prefix="notebooks/")]
     minutes = reproduce_minutes(profile_dir)
-    if minutes is not None:
+    if minutes:
         records = run_records(profile_dir)
         device = "; ".join(dict.fromkeys(records["device"])) if len(records) else "an unrecorded device"
-        lines += [f"`make reproduce PROFILE={profile}` took {minutes:.0f} minutes of notebook time on {device} "
-                  f"(per notebook: `{relative}/reproduce.json`).", ""]
+        each = " · ".join(f"{name[:2]} {m:.0f}" if m >= 1 else f"{name[:2]} {m:.1f}" for name, m in minutes.items())
+        lines += [f"`make reproduce PROFILE={profile}` took {sum(minutes.values()):.0f} minutes of notebook time on {device}. "
+                  f"Minutes per notebook: {each} (`{relative}/reproduce.json`).", ""]
     for path, caption in key_figures(profile_dir).items():
         lines += [f"**{caption}**", "", f"![{caption}]({relative}/{path})", ""]
     return "\n".join(lines + [END])

@@ -86,3 +86,15 @@ def parameter_counts() -> pd.DataFrame:
         "one-GPU net, half the kernels in every conv layer": AlexNet(groups=1, width=0.5),
     }
     return pd.DataFrame({"parameters": {name: count_parameters(net) for name, net in nets.items()}})
+
+
+def architecture(model: nn.Module) -> tuple[tuple[str, str], ...]:
+    """The network without its layer names: each leaf layer's type and settings, in order."""
+    return tuple((type(m).__name__, m.extra_repr()) for m in model.modules() if not list(m.children()))
+
+
+def same_network_as(models: dict[str, nn.Module]) -> dict[str, str]:
+    """For each named model, the first in `models` with the same architecture: nets that differ only in
+    their layer names train identically from the same seed, so only the first needs training."""
+    first: dict[tuple, str] = {}
+    return {name: first.setdefault(architecture(model), name) for name, model in models.items()}

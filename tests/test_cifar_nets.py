@@ -86,3 +86,20 @@ def test_cifar_alexnet_starts_from_he_init_and_torch_init_restores_the_default()
     torch_init_(net)
     bound = 1 / conv3.weight[0].numel() ** 0.5  # PyTorch's kaiming_uniform(a=sqrt(5)) bound
     assert conv3.weight.abs().max().item() <= bound and (conv3.bias != 0).any()
+
+
+def test_removing_conv3_conv4_or_conv5_gives_one_network():
+    from alexnet_book.summary import same_network_as
+
+    nets = {name: CifarAlexNet(without=layer) for name, layer in
+            {"full": None, "-conv3": "conv3", "-conv4": "conv4", "-conv5": "conv5"}.items()}
+    nets["narrow -conv4"] = CifarAlexNet(without="conv4", widths=(32, 64, 80, 96, 64))  # conv3 80 wide
+    assert same_network_as(nets) == {"full": "full", "-conv3": "-conv3", "-conv4": "-conv3", "-conv5": "-conv3",
+                                     "narrow -conv4": "narrow -conv4"}
+    # the same architecture under other layer names: the same weights from the same seed, so the same outputs
+    torch.manual_seed(0)
+    a = CifarAlexNet(without="conv3").eval()
+    torch.manual_seed(0)
+    b = CifarAlexNet(without="conv5").eval()
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(a(x), b(x))
