@@ -515,10 +515,10 @@ def patch_errors(model: torch.nn.Module, batches, normalize: data.Normalize, amp
     return dict(zip(PATCH_KEYS, (100 * sums[:4] / sums[4]).tolist()))
 
 
-def write_history(out: Path, history: list[dict], images_per_epoch: int) -> None:
+def with_speed(history: list[dict] | pd.DataFrame, images_per_epoch: int) -> pd.DataFrame:
     frame = pd.DataFrame(history)
     frame["img_per_s"] = images_per_epoch / frame["seconds"]  # training only; a resumed epoch counts its rest
-    frame.to_csv(out / "history.csv", index=False)
+    return frame
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -575,7 +575,8 @@ def train(config: dict, device: torch.device) -> int:
             history = fit(net, inputs["train"], inputs["test"], optimizer=optimizer, epochs=config["epochs"],
                           scheduler=scheduler, checkpoint=checkpoint, amp_dtype=amp_dtype, desc=profile.name,
                           progress=main_rank, stop=distributed.agreed(stop), write_checkpoint=main_rank,
-                          on_epoch=(lambda h: write_history(out, h, images_per_epoch)) if main_rank else None)
+                          on_epoch=(lambda h: with_speed(h, images_per_epoch).to_csv(out / "history.csv", index=False))
+                          if main_rank else None)
         except Interrupted as interrupted:
             if main_rank:
                 print(f"{interrupted}; checkpoint saved in {out}: run the same command again to resume",
@@ -584,7 +585,7 @@ def train(config: dict, device: torch.device) -> int:
     final = patch_errors(model, inputs["test_images"](), inputs["normalize"], amp_dtype, max(1, batch // 2))
     if main_rank:
         record = {**run_record(profile.name, device, [config["seed"]]), "wall_time_s": time.perf_counter() - tic,
-                  "config": config, "final": final, "history": history.to_dict("records")}
+                  "config": config, "final": final, "history": with_speed(history, images_per_epoch).to_dict("records")}
         (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
         print(pd.Series(final).round(2).to_string(), file=sys.stderr)
     return 0
