@@ -18,7 +18,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .model import LRN, activation_layer, he_init_, torch_init_  # noqa: F401 (torch_init_: for notebook 07)
+from .model import LRN, activation_layer, he_init_
 
 
 @torch.no_grad()

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from alexnet_book.cifar_nets import CONV_LOCAL_LRN, CifarAlexNet, ConvLocal, Layers80Sec, gaussian_init_, torch_init_
-from alexnet_book.model import LRN, count_parameters
+from alexnet_book.cifar_nets import CONV_LOCAL_LRN, CifarAlexNet, ConvLocal, Layers80Sec, gaussian_init_
+from alexnet_book.model import LRN, count_parameters, torch_init_
 from alexnet_book.summary import layer_table
 
 
