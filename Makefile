@@ -2,6 +2,8 @@
 PROFILE ?= cifar
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+# large CPU tensors on transparent huge pages: see alexnet_book/__init__.py
+export THP_MEM_ALLOC_ENABLE ?= 1
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 

@@ -3,7 +3,8 @@
 One run measures, on the device at hand:
 - the paper's AlexNet training img/s in fp32, bf16 autocast, channels_last and torch.compile, each
   as a fraction of the matmul limit measured in the same run (peak GFLOP/s of a large matmul in
-  that dtype / 4.35 GFLOP per training image), with torchvision's alexnet beside it;
+  that dtype / 4.35 GFLOP per training image), with torchvision's alexnet beside it, and on CPU
+  the fastest setting once more without huge-page allocations;
 - the CIFAR data path (cached uint8 tensor, crops and flips as tensor ops) against
   torchvision's ImageFolder with PIL transforms through a DataLoader, on the same JPEG files;
 - the ImageFolder loader (JPEG decode in workers), img/s per worker, on a generated tree;
@@ -17,6 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +34,7 @@ from .augment import TrainTransform
 from .model import LRN, AlexNet
 from .profiles import get_profile
 from .reproduce import measured_times
-from .results import results_root, run_record
+from .results import huge_page_allocations, results_root, run_record
 from .runtime import pick_device, seed_everything
 from .timing import sync, time_call
 from .train import model_throughput
@@ -41,33 +45,62 @@ DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     """Peak GFLOP/s of an n x n matmul in `dtype`: the limit a training step is measured against."""
-    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
-    return 2 * n**3 / time_call(lambda: a @ b, device, repeats) / 1e9
+    a, b, c = (torch.randn(n, n, device=device).to(dtype) for _ in range(3))
+    return 2 * n**3 / time_call(lambda: torch.matmul(a, b, out=c), device, repeats) / 1e9  # no allocation timed
+
+
+NETS = {"paper AlexNet": lambda: AlexNet(1000), "torchvision alexnet": lambda: torchvision.models.alexnet()}
+
+
+def setting_speed(net: str, dtype: str, channels_last: bool, compiled: bool, device: torch.device,
+                  batch_size: int, steps: int) -> tuple[float, str | None]:
+    """Training img/s of one net in one setting, and why it could not run (None when it did)."""
+    seed_everything(0)
+    model = NETS[net]().to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    try:
+        runner = torch.compile(model) if compiled else model
+        speed = model_throughput(runner, optimizer, batch_size, 1000, steps=steps, amp_dtype=DTYPES[dtype],
+                                 channels_last=channels_last)
+        return speed["img_per_s"], None
+    except Exception as failure:  # torch.compile needs a compiler toolchain; record why it did not run
+        return float("nan"), f"{type(failure).__name__}: {str(failure).splitlines()[0][:120]}"
+
+
+def speed_without_huge_pages(batch_size: int, steps: int) -> tuple[float, str | None]:
+    """The paper's AlexNet in bf16 + channels_last once more, in a fresh process with
+    THP_MEM_ALLOC_ENABLE=0: torch reads the setting once, so the comparison needs its own process."""
+    code = ("import json, torch; from alexnet_book.bench import setting_speed; "
+            f"print(json.dumps(setting_speed('paper AlexNet', 'bf16', True, False, torch.device('cpu'), {batch_size}, {steps})))")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "THP_MEM_ALLOC_ENABLE": "0"},
+                          capture_output=True, text=True)
+    if done.returncode:
+        return float("nan"), done.stderr.strip().splitlines()[-1][:120]
+    return tuple(json.loads(done.stdout.splitlines()[-1]))
 
 
 def training_speeds(device: torch.device, batch_size: int, steps: int) -> pd.DataFrame:
     """Training img/s of the paper's AlexNet and torchvision's alexnet in each setting, with each
-    one's fraction of the matmul limit in its dtype."""
+    one's fraction of the matmul limit in its dtype. On CPU, one more row: the fastest setting
+    without huge-page allocations (the `huge_pages` column), to show what they bring."""
     limits = {name: matmul_gflops(device, dtype or torch.float32) for name, dtype in DTYPES.items()}
     settings = [(dtype, cl, False) for dtype in DTYPES for cl in (False, True)] + [("bf16", True, True)]
-    nets = {"paper AlexNet": lambda: AlexNet(1000), "torchvision alexnet": lambda: torchvision.models.alexnet()}
+    huge_pages = huge_page_allocations() if device.type == "cpu" else None
     rows = []
-    for net, make in nets.items():
+    for net in NETS:
         for dtype, channels_last, compiled in settings:
-            seed_everything(0)
-            model = make().to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-            optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-            try:
-                runner = torch.compile(model) if compiled else model
-                speed = model_throughput(runner, optimizer, batch_size, 1000, steps=steps, amp_dtype=DTYPES[dtype],
-                                         channels_last=channels_last)
-                img_per_s, error = speed["img_per_s"], None
-            except Exception as failure:  # torch.compile needs a compiler toolchain; record why it did not run
-                img_per_s, error = float("nan"), f"{type(failure).__name__}: {str(failure).splitlines()[0][:120]}"
+            img_per_s, error = setting_speed(net, dtype, channels_last, compiled, device, batch_size, steps)
             rows.append({"net": net, "dtype": dtype, "channels_last": channels_last, "compile": compiled,
-                         "img_per_s": img_per_s, "matmul_gflops": limits[dtype],
-                         "fraction_of_matmul_limit": img_per_s * GFLOP_PER_IMAGE / limits[dtype], "error": error})
-    return pd.DataFrame(rows)
+                         "huge_pages": huge_pages, "img_per_s": img_per_s, "error": error})
+    if huge_pages:
+        img_per_s, error = speed_without_huge_pages(batch_size, steps)
+        rows.append({"net": "paper AlexNet", "dtype": "bf16", "channels_last": True, "compile": False,
+                     "huge_pages": False, "img_per_s": img_per_s, "error": error})
+    table = pd.DataFrame(rows)
+    table["matmul_gflops"] = table.dtype.map(limits)
+    table["fraction_of_matmul_limit"] = table.img_per_s * GFLOP_PER_IMAGE / table.matmul_gflops
+    return table[["net", "dtype", "channels_last", "compile", "huge_pages", "img_per_s", "matmul_gflops",
+                  "fraction_of_matmul_limit", "error"]]
 
 
 def write_jpeg_tree(root: Path, classes: int = 4, per_class: int = 32, size: tuple[int, int] = (320, 400)) -> Path:
@@ -131,8 +164,6 @@ def lrn_speeds(device: torch.device, shape=(128, 96, 55, 55), repeats: int = 5) 
 
 def make_test_seconds() -> float:
     """Wall time of the README's test command, `make test`, run here in a subprocess."""
-    import subprocess
-
     from .results import REPO
 
     tic = time.perf_counter()
@@ -163,7 +194,8 @@ def to_markdown(result: dict) -> str:
 
     training = pd.DataFrame(result["training"]).drop(columns="error")
     lines = [f"# make bench: {result['run']['device']}", "",
-             f"Training at 224x224, batch {result['batch_size']}; fraction = img/s x {GFLOP_PER_IMAGE:.2f} GFLOP / the matmul limit in that dtype:", "",
+             f"Training at 224x224, batch {result['batch_size']}; fraction = img/s x {GFLOP_PER_IMAGE:.2f} GFLOP / the matmul limit in that dtype; "
+             "huge_pages: large CPU tensors on transparent huge pages (THP_MEM_ALLOC_ENABLE, on by default):", "",
              table(training, 3), "", "LRN at conv1's size (96 x 55 x 55), batch 128:", "", table(result["lrn"]), "",
              "ImageFolder loader (generated 320x400 JPEGs, decode + resize in workers):", "",
              table(result["imagefolder_loader"], 1), ""]

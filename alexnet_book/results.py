@@ -67,9 +67,15 @@ def versions() -> dict[str, str]:
             "numpy": numpy.__version__, "pandas": pandas.__version__, "matplotlib": matplotlib.__version__}
 
 
+def huge_page_allocations() -> bool:
+    """Whether torch puts large CPU tensors on transparent huge pages (THP_MEM_ALLOC_ENABLE, see
+    alexnet_book/__init__.py). Such allocations are page-aligned; glibc's large ones never are."""
+    return torch.empty(4 << 20, dtype=torch.uint8).data_ptr() % 4096 == 0
+
+
 def run_record(profile: str, device: torch.device, seeds) -> dict:
     return {"profile": profile, "device": device_name(device), "seeds": list(seeds), "git": git_sha(),
-            "versions": versions(), "platform": platform.platform(),
+            "versions": versions(), "platform": platform.platform(), "cpu_huge_pages": huge_page_allocations(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 

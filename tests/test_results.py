@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -78,3 +81,39 @@ def test_markdown_escapes_pipes():
     table = collect_claims(__import__("pathlib").Path("/nonexistent"))
     table.loc[0, "rule"] = "a | b"
     assert "a \\| b" in to_markdown(table)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="THP_MEM_ALLOC_ENABLE is read on Linux only")
+def test_importing_the_book_puts_large_tensors_on_huge_pages_unless_turned_off():
+    code = "import alexnet_book; from alexnet_book.results import huge_page_allocations; print(huge_page_allocations())"
+    seen = {}
+    for setting in (None, "0", "1"):
+        env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+        if setting is not None:
+            env["THP_MEM_ALLOC_ENABLE"] = setting
+        seen[setting] = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                       check=True).stdout.strip()
+    assert seen == {None: "True", "0": "False", "1": "True"}
+
+
+TRAIN_TWO_STEPS = """
+import hashlib, torch, alexnet_book
+from alexnet_book.cifar_nets import ConvLocal
+from alexnet_book.runtime import seed_everything
+seed_everything(0)
+model = ConvLocal(lrn=True).to(memory_format=torch.channels_last)  # activations of 8-16 MB: on huge pages
+optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+for _ in range(2):
+    x = (60 * torch.randn(128, 3, 32, 32)).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = torch.nn.functional.cross_entropy(model(x), torch.randint(10, (128,)))
+    optimizer.zero_grad(); loss.backward(); optimizer.step()
+print(hashlib.sha1(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="THP_MEM_ALLOC_ENABLE is read on Linux only")
+def test_huge_pages_leave_training_bit_identical():
+    weights = [subprocess.run([sys.executable, "-c", TRAIN_TWO_STEPS], env={**os.environ, "THP_MEM_ALLOC_ENABLE": setting},
+                              capture_output=True, text=True, check=True).stdout.strip() for setting in ("0", "1")]
+    assert len(weights[0]) == 40 and weights[0] == weights[1]
