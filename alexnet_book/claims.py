@@ -65,6 +65,14 @@ def gain_verdict(gain: dict, paper_gain: float, unit: str = "points") -> tuple[s
     return verdict, rule
 
 
+def unsettled(value: float, std: float, n: int, lines) -> str:
+    """A caveat when `value` (a mean over n seeds) lies within 2 standard errors of one of a rule's
+    `lines`, where other seeds could land on the other side of it; "" when the verdict is clear."""
+    sem = std / math.sqrt(n) if n > 1 else math.inf
+    near = [line for line in lines if abs(value - line) <= 2 * sem]
+    return f"within 2 standard errors of the rule's line at {near[0]:g}, so the verdict is not settled" if near else ""
+
+
 def specialization_verdict(grouped: dict, control: dict) -> tuple[str, str]:
     """Verdict and rule for C11 from qualitative.group_contrast of the grouped net's two conv1 groups
     and of the same split in an ungrouped control (where the split means nothing)."""

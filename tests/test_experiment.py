@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from alexnet_book import data, experiment
-from alexnet_book.claims import gain_verdict
+from alexnet_book.claims import gain_verdict, unsettled
 from alexnet_book.experiment import Recipe
 
 
@@ -54,6 +54,13 @@ def test_compare_and_paired_gain_use_the_last_epoch_of_each_seed():
 ])
 def test_gain_verdict(gain, verdict):
     assert gain_verdict(gain, paper_gain=2.0)[0] == verdict
+
+
+def test_unsettled_names_the_line_a_mean_sits_on_within_two_standard_errors():
+    assert unsettled(1.51, 0.05, 2, lines=(4.5, 1.5)).startswith("within 2 standard errors of the rule's line at 1.5")
+    assert unsettled(1.47, 0.07, 3, lines=(4.5, 1.5)) != ""  # below the line, as close
+    assert unsettled(1.70, 0.05, 2, lines=(4.5, 1.5)) == ""  # 0.2 away, 2 standard errors are 0.07
+    assert unsettled(1.51, 0.0, 1, lines=(1.5,)) != ""  # one seed: no spread known, never settled near a line
 
 
 def tiny():
