@@ -98,3 +98,11 @@ def same_network_as(models: dict[str, nn.Module]) -> dict[str, str]:
     their layer names train identically from the same seed, so only the first needs training."""
     first: dict[tuple, str] = {}
     return {name: first.setdefault(architecture(model), name) for name, model in models.items()}
+
+
+def alike_groups(same_as: dict[str, str]) -> dict[str, list[str]]:
+    """same_network_as turned around: each distinct network's first name -> every name it goes by."""
+    groups: dict[str, list[str]] = {}
+    for name, first in same_as.items():
+        groups.setdefault(first, []).append(name)
+    return groups

@@ -3,7 +3,7 @@ import torch
 
 from alexnet_book.cifar_nets import CONV_LOCAL_LRN, CifarAlexNet, ConvLocal, Layers80Sec, gaussian_init_
 from alexnet_book.model import LRN, count_parameters, torch_init_
-from alexnet_book.summary import layer_table
+from alexnet_book.summary import alike_groups, layer_table, same_network_as
 
 
 def shapes(model):
@@ -89,13 +89,13 @@ def test_cifar_alexnet_starts_from_he_init_and_torch_init_restores_the_default()
 
 
 def test_removing_conv3_conv4_or_conv5_gives_one_network():
-    from alexnet_book.summary import same_network_as
-
     nets = {name: CifarAlexNet(without=layer) for name, layer in
             {"full": None, "-conv3": "conv3", "-conv4": "conv4", "-conv5": "conv5"}.items()}
     nets["narrow -conv4"] = CifarAlexNet(without="conv4", widths=(32, 64, 80, 96, 64))  # conv3 80 wide
     assert same_network_as(nets) == {"full": "full", "-conv3": "-conv3", "-conv4": "-conv3", "-conv5": "-conv3",
                                      "narrow -conv4": "narrow -conv4"}
+    assert alike_groups(same_network_as(nets)) == {"full": ["full"], "-conv3": ["-conv3", "-conv4", "-conv5"],
+                                                   "narrow -conv4": ["narrow -conv4"]}
     # the same architecture under other layer names: the same weights from the same seed, so the same outputs
     torch.manual_seed(0)
     a = CifarAlexNet(without="conv3").eval()
