@@ -36,8 +36,8 @@ nbval: install
 bench: install  ## training, data-path, loader and LRN throughput on this device -> results/bench/bench.{json,md}
 	$(PY) -m alexnet_book.bench
 
-claims: install
-	$(PY) -m alexnet_book.claims --profile $(PROFILE)
+claims: install  ## results/$(PROFILE)/claims.csv and claims.md from every metrics.json
+	$(PY) -m alexnet_book.report --profile $(PROFILE)
 
 report: install  ## the cifar claims table, and the README's results section generated from results/cifar/
 	$(PY) -m alexnet_book.report --profile cifar --readme

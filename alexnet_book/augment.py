@@ -1,9 +1,11 @@
-"""The paper's data augmentation (section 4.1) as batched tensor ops, on CPU or CUDA alike.
+"""The paper's input pipeline (section 4.1) as batched tensor ops, on CPU or CUDA alike.
 
 Training: a random crop of each image plus a horizontal reflection half the time
 (`random_crop_flip`), and PCA colour noise (`pca_lighting`). Testing: the centre crop
-(`center_crop`) or the ten patches of `ten_crop`, whose softmax outputs `ten_crop_probs` averages.
-Every random draw comes from the `generator` passed in, so a seeded epoch repeats exactly.
+(`center_crop`); the ten-patch test is engine.evaluate(..., ten_crop=size), with torchvision's
+ten_crop. `Normalize` subtracts the training mean; `channels_last` hands batches to the model in
+the memory layout its convolutions run fastest in. Every random draw comes from the `generator`
+passed in, so a seeded epoch repeats exactly.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .data import Normalize
+from .data import channel_stats
 
 # fb.resnet.torch's ImageNet PCA for pixels in [0, 1]; eigenvectors are the columns.
 IMAGENET_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
@@ -84,32 +86,6 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top : top + size, left : left + size]
 
 
-def ten_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    """The paper's ten test patches, 10 x N x C x size x size.
-
-    Order: top-left, top-right, bottom-left, bottom-right, centre, then the horizontal
-    reflections of those five in the same order.
-    """
-    height, width = x.shape[-2:]
-    _check_fits(size, size, height, width)
-    bottom, right = height - size, width - size
-    origins = [(0, 0), (0, right), (bottom, 0), (bottom, right), _centre(height, width, size)]
-    crops = torch.stack([x[..., r : r + size, c : c + size] for r, c in origins])
-    return torch.cat([crops, crops.flip(-1)])
-
-
-@torch.no_grad()
-def ten_crop_probs(model: torch.nn.Module, x: torch.Tensor, size: int) -> torch.Tensor:
-    """Softmax outputs averaged over the ten patches (section 4.1's test procedure): N x classes.
-
-    x is a normalized float batch; the 10N patches go through `model` as one batch. The model's
-    mode is left as it is: call model.eval() first.
-    """
-    patches = ten_crop(x, size)
-    probs = model(patches.flatten(0, 1)).float().softmax(dim=-1)
-    return probs.view(10, len(x), -1).mean(dim=0)
-
-
 # ---------------------------------------------------------------- PCA colour augmentation
 
 
@@ -146,12 +122,49 @@ def pca_lighting(x: torch.Tensor, eigval: torch.Tensor, eigvec: torch.Tensor, ge
     (255 for 0-255 pixels). Returns a new tensor.
     """
     alpha = torch.randn(len(x), 3, generator=generator, device=x.device) * std
-    eigval, eigvec = eigval.to(x.device, torch.float32), eigvec.to(x.device, torch.float32)
+    eigval, eigvec = eigval.to(x.device, torch.float32), eigvec.to(x.device, torch.float32)  # no copy once there
     offset = scale * (alpha * eigval) @ eigvec.T  # row n = eigvec @ (alpha[n] * eigval)
     return x + offset.to(x.dtype).view(len(x), 3, 1, 1)
 
 
-# ---------------------------------------------------------------- transforms for TensorLoader
+# ---------------------------------------------------------------- transforms for the loaders
+
+
+class Normalize:
+    """uint8 batch -> float: subtract the training set's mean, divide by its std, optionally resize.
+
+    The paper subtracts only the mean; dividing by the std too keeps the same learning rates
+    usable across datasets. Resizing upsamples CIFAR's 32x32 to the paper's input size. The
+    constants move to a batch's device once, not on every call (a copy per batch is a host sync).
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, size: int | None = None):
+        self.mean = mean.float().view(1, 3, 1, 1)
+        self.std = std.float().view(1, 3, 1, 1)
+        self.size = size
+
+    @classmethod
+    def from_images(cls, images: torch.Tensor, divide_by_std: bool = True, size: int | None = None) -> Normalize:
+        """Statistics of a training set's uint8 images. divide_by_std=False subtracts the mean only,
+        as the paper and cuda-convnet do (activations then keep the 0-255 pixel scale)."""
+        mean, std = channel_stats(images)
+        return cls(mean, std if divide_by_std else torch.ones(3), size)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.mean.device != x.device:
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        x = (x.float() - self.mean) / self.std
+        if self.size and x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return x
+
+
+def channels_last(transform):
+    """Wrap a loader transform so batches come out channels_last (measured faster for these convs on CPU)."""
+    def to_channels_last(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = transform(x, generator) if transform else x.float()
+        return x.contiguous(memory_format=torch.channels_last)
+    return to_channels_last
 
 
 class TrainTransform:
@@ -172,6 +185,8 @@ class TrainTransform:
             x = _random_window(x, height, width, generator, self.padding, self.flip)
         x = x.float()
         if self.lighting is not None:
+            if self.lighting[0].device != x.device:  # once, not per batch
+                self.lighting = tuple(t.to(x.device, torch.float32) for t in self.lighting)
             x = pca_lighting(x, *self.lighting, generator, std=self.lighting_std, scale=255.0)
         return self.normalize(x)
 

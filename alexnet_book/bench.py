@@ -30,14 +30,15 @@ import torch
 import torchvision
 
 from . import data
-from .augment import TrainTransform
+from .augment import Normalize, TrainTransform
+from .loaders import FolderLoader, TensorLoader
 from .model import LRN, AlexNet
 from .profiles import get_profile
 from .reproduce import measured_times
 from .results import huge_page_allocations, results_root, run_record
 from .runtime import pick_device, seed_everything
-from .timing import sync, time_call
-from .train import model_throughput
+from .timing import loader_throughput, model_throughput, sync, time_call
+
 
 GFLOP_PER_IMAGE = 6 * 0.724  # a training step: forward + backward = 3 x 724M multiply-adds x 2 FLOP
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
@@ -61,7 +62,7 @@ def setting_speed(net: str, dtype: str, channels_last: bool, compiled: bool, dev
     try:
         runner = torch.compile(model) if compiled else model
         speed = model_throughput(runner, optimizer, batch_size, 1000, steps=steps, amp_dtype=DTYPES[dtype],
-                                 channels_last=channels_last)
+                                 channels_last_inputs=channels_last)
         return speed["img_per_s"], None
     except Exception as failure:  # torch.compile needs a compiler toolchain; record why it did not run
         return float("nan"), f"{type(failure).__name__}: {str(failure).splitlines()[0][:120]}"
@@ -121,16 +122,16 @@ def cifar_data_path(split_dir: Path, batch_size: int = 128, batches: int = 40, w
     files, labels, classes = data.list_image_folder(split_dir)
     n = min(len(files), batch_size * batches)
     tensors = data.ImageSet(data.decode_files(files[:n]), torch.tensor(labels[:n]), classes)
-    normalize = data.Normalize.from_images(tensors.images)
-    ours = data.TensorLoader(tensors, batch_size, shuffle=True, transform=TrainTransform(normalize, crop=28))
-    book = data.loader_throughput(ours, batches=len(ours) - 1)
+    normalize = Normalize.from_images(tensors.images)
+    ours = TensorLoader(tensors, batch_size, shuffle=True, transform=TrainTransform(normalize, crop=28))
+    book = loader_throughput(ours, batches=len(ours) - 1)
     pil = torchvision.transforms
     usual = torchvision.datasets.ImageFolder(str(split_dir), transform=pil.Compose([
         pil.RandomCrop(28), pil.RandomHorizontalFlip(), pil.ToTensor(),
         pil.Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))]))
     usual = torch.utils.data.Subset(usual, torch.randperm(len(usual))[:n].tolist())
     loader = torch.utils.data.DataLoader(usual, batch_size, shuffle=True, num_workers=workers, drop_last=True)
-    torchvision_way = data.loader_throughput(loader, batches=len(loader) - 1)
+    torchvision_way = loader_throughput(loader, batches=len(loader) - 1)
     return {"book_img_per_s": book["img_per_s"], "torchvision_pil_img_per_s": torchvision_way["img_per_s"],
             "speedup": book["img_per_s"] / torchvision_way["img_per_s"], "images": n, "workers": workers}
 
@@ -138,8 +139,8 @@ def cifar_data_path(split_dir: Path, batch_size: int = 128, batches: int = 40, w
 def folder_loader(root: Path, workers: int, device: torch.device, batch_size: int = 16) -> dict[str, float]:
     """img/s per worker of the ImageNet loader: JPEG decode, shorter side to 256, centre 256, in workers."""
     dataset = data.ImageFolderDataset(root, "train")
-    loader = data.FolderLoader(dataset, batch_size, shuffle=True, device=device, workers=workers)
-    speed = data.loader_throughput(loader, batches=len(loader) - 1)
+    loader = FolderLoader(dataset, batch_size, shuffle=True, device=device, workers=workers)
+    speed = loader_throughput(loader, batches=len(loader) - 1)
     return {"workers": workers, "img_per_s": speed["img_per_s"], "img_per_s_per_worker": speed["img_per_s"] / max(workers, 1)}
 
 

@@ -15,8 +15,8 @@ import json
 import re
 from pathlib import Path
 
-from .claims import collect_claims, to_markdown
 from .profiles import PROFILES
+from .report import collect_claims, to_markdown
 from .reproduce import notebooks
 from .results import results_root
 

@@ -18,19 +18,17 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .model import LRN, activation_layer, he_init_
+from .model import LRN, activation_layer, he_init_, named_layers
 
 
 @torch.no_grad()
 def gaussian_init_(model: nn.Module, stds: dict[str, float]) -> nn.Module:
     """cuda-convnet's init (`initW`), in place: weights of each named layer ~ N(0, std), biases 0."""
-    for name, layer in model.named_modules():
-        short = name.rsplit(".", 1)[-1]
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            if short not in stds:
-                raise KeyError(f"no init std for layer {short!r}; given: {', '.join(stds)}")
-            nn.init.normal_(layer.weight, 0.0, stds[short])
-            nn.init.zeros_(layer.bias)
+    for name, layer in named_layers(model):
+        if name not in stds:
+            raise KeyError(f"no init std for layer {name!r}; given: {', '.join(stds)}")
+        nn.init.normal_(layer.weight, 0.0, stds[name])
+        nn.init.zeros_(layer.bias)
     return model
 
 

@@ -1,7 +1,7 @@
 """Datasets as uint8 tensors: synthetic shapes, CIFAR-10 and ImageFolder trees (ImageNet).
 
 Images are decoded once into a cached uint8 tensor (N x 3 x H x W). Batching, shuffling and
-augmentation then run as tensor ops (TensorLoader), with no PIL per epoch. ImageNet is too big to
+augmentation then run as tensor ops (loaders.TensorLoader), with no PIL per epoch. ImageNet is too big to
 hold in memory, so ImageFolderDataset decodes in DataLoader workers with the paper's
 preprocessing (shorter side to 256, centre 256x256).
 
@@ -12,17 +12,12 @@ Decoded caches go to $ALEXNET_BOOK_CACHE, else ~/.cache/alexnet-book/cache.
 from __future__ import annotations
 
 import hashlib
-import itertools
-import math
 import os
-import signal
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 import torchvision
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
 from torchvision.transforms import v2 as T
@@ -278,7 +273,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         return self.resize(decode_file(self.files[i])), self.labels[i]
 
 
-# ---------------------------------------------------------------- batches and normalization
+# ---------------------------------------------------------------- statistics
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
@@ -292,197 +287,3 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor
     count = images.shape[0] * images.shape[2] * images.shape[3]
     mean = total / count
     return mean, (squares / count - mean**2).sqrt()
-
-
-class Normalize:
-    """uint8 batch -> float: subtract the training set's mean, divide by its std, optionally resize.
-
-    The paper subtracts only the mean; dividing by the std too keeps the same learning rates
-    usable across datasets. Resizing upsamples CIFAR's 32x32 to the paper's input size.
-    """
-
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor, size: int | None = None):
-        self.mean = mean.float().view(1, 3, 1, 1)
-        self.std = std.float().view(1, 3, 1, 1)
-        self.size = size
-
-    @classmethod
-    def from_images(cls, images: torch.Tensor, divide_by_std: bool = True, size: int | None = None) -> Normalize:
-        """Statistics of a training set's uint8 images. divide_by_std=False subtracts the mean only,
-        as the paper and cuda-convnet do (activations then keep the 0-255 pixel scale)."""
-        mean, std = channel_stats(images)
-        return cls(mean, std if divide_by_std else torch.ones(3), size)
-
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = (x.float() - self.mean.to(x.device)) / self.std.to(x.device)
-        if self.size and x.shape[-1] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-        return x
-
-
-def shard(order: torch.Tensor, rank: int, world_size: int, drop_last: bool) -> torch.Tensor:
-    """Rank `rank`'s share of an epoch's order: every world_size-th index from position `rank`.
-
-    With drop_last (training) the order is first cut to a multiple of world_size, as torch's
-    DistributedSampler(drop_last=True) does, so every rank takes the same number of steps; then
-    the ranks' k-th batches together are exactly the k-th batch of one process at the global batch.
-    Without it (evaluation) the shares are an exact partition: every image counts once.
-    """
-    if world_size == 1:
-        return order
-    if drop_last:
-        order = order[: len(order) - len(order) % world_size]
-    return order[rank::world_size]
-
-
-class EpochPosition:
-    """Where a loader is: its epoch, the batches it has yielded in that epoch and the generator that
-    draws that epoch's augmentation, so a checkpoint can resume in the middle of an epoch.
-
-    `state_dict()` after the k-th batch, and `load_state_dict()` before the next pass, makes that
-    pass start at batch k with the generator where it was: the same batches, the same draws.
-    """
-
-    epoch, step, generator, _resume = 0, 0, None, None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch, self._resume = epoch, None
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "step": self.step,
-                "generator": self.generator.get_state() if self.generator is not None else None}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self._resume = state["epoch"], state
-
-    def _begin_epoch(self, device: torch.device, seed: int, rank: int) -> int:
-        """Seed this epoch's generator (or restore it, when resuming) and return the first step."""
-        # rank 0 keeps the single-process seed; other ranks draw their own crops and flips
-        self.generator = torch.Generator(device).manual_seed(seed * 1_000_003 + self.epoch + 7_919 * rank)
-        resume, self._resume = self._resume, None
-        if resume is not None and resume["generator"] is not None:
-            self.generator.set_state(resume["generator"])
-        self.step = resume["step"] if resume is not None else 0
-        return self.step
-
-
-class TensorLoader(EpochPosition):
-    """Batches of an ImageSet as tensors on `device`: shuffled per (seed, epoch), transformed on the device.
-
-    `transform(x_uint8, generator)` maps a uint8 batch to the model's float input (augmentation
-    included); the generator makes its randomness repeatable per epoch, so a resumed run sees the
-    same batches. The whole set moves to the device once. In a distributed run each process passes
-    its `rank` and the `world_size` and takes its `shard` of every epoch's order.
-    """
-
-    def __init__(self, data: ImageSet, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                 transform=None, device: str | torch.device = "cpu", drop_last: bool = False,
-                 rank: int = 0, world_size: int = 1):
-        self.dataset = data
-        self.images, self.labels = data.images.to(device), data.labels.to(device)
-        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
-        self.transform, self.device, self.epoch = transform, torch.device(device), 0
-        self.rank, self.world_size = rank, world_size
-
-    def __len__(self) -> int:
-        n = len(shard(torch.arange(len(self.labels)), self.rank, self.world_size, self.drop_last)) / self.batch_size
-        return math.floor(n) if self.drop_last else math.ceil(n)
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(len(self.labels), generator=g) if self.shuffle else torch.arange(len(self.labels))
-        order = shard(order, self.rank, self.world_size, self.drop_last).to(self.device)
-        first = self._begin_epoch(self.device, self.seed, self.rank)
-        for b in range(first, len(self)):
-            index = order[b * self.batch_size : (b + 1) * self.batch_size]
-            x = self.images[index]
-            x = self.transform(x, self.generator) if self.transform else x.float()
-            self.step = b + 1
-            yield x, self.labels[index]
-
-
-# ---------------------------------------------------------------- streamed batches (ImageNet)
-
-
-class _FromPosition(torch.utils.data.Sampler):
-    """A sampler's indices from position `start` on, so an epoch can resume in its middle."""
-
-    def __init__(self, sampler: torch.utils.data.Sampler):
-        self.sampler, self.start = sampler, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def __iter__(self):
-        return itertools.islice(iter(self.sampler), self.start, None)
-
-    def __len__(self) -> int:
-        return len(self.sampler) - self.start
-
-
-def _ignore_sigint(worker_id: int) -> None:
-    # Ctrl-C reaches the workers too; they must keep serving while the main process saves its checkpoint
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class FolderLoader(EpochPosition):
-    """Batches of an image dataset too big for memory (ImageFolderDataset): DataLoader workers decode
-    uint8 256x256 images in parallel into pinned memory; the random crops, flips, PCA lighting and
-    normalization (`transform`, e.g. augment.TrainTransform) then run batched on `device`.
-
-    Same interface as TensorLoader. Training (shuffle=True) shards each epoch with torch's
-    DistributedSampler (drop_last, so every rank takes the same number of steps); evaluation takes
-    rank r's images r, r + world_size, ... so every image counts once.
-    """
-
-    def __init__(self, dataset, batch_size: int, *, shuffle: bool = False, seed: int = 0, transform=None,
-                 device: str | torch.device = "cpu", rank: int = 0, world_size: int = 1, workers: int = 8):
-        self.dataset, self.batch_size, self.seed, self.rank = dataset, batch_size, seed, rank
-        self.transform, self.device = transform, torch.device(device)
-        if shuffle:
-            self.sampler = _FromPosition(torch.utils.data.DistributedSampler(
-                dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True))
-            source = dataset
-        else:
-            self.sampler, source = None, torch.utils.data.Subset(dataset, range(rank, len(dataset), world_size))
-        self.loader = torch.utils.data.DataLoader(
-            source, batch_size, sampler=self.sampler, drop_last=shuffle, num_workers=workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
-            prefetch_factor=4 if workers else None, worker_init_fn=_ignore_sigint if workers else None)
-        self.batches = len(self.loader)
-
-    def set_epoch(self, epoch: int) -> None:
-        super().set_epoch(epoch)
-        if self.sampler is not None:
-            self.sampler.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return self.batches
-
-    def __iter__(self):
-        first = self._begin_epoch(self.device, self.seed, self.rank)
-        if self.sampler is not None:
-            self.sampler.start = first * self.batch_size
-        for x, y in self.loader:
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            x = self.transform(x, self.generator) if self.transform else x.float()
-            self.step += 1
-            yield x, y
-
-
-def loader_throughput(loader, batches: int = 20) -> dict[str, float]:
-    """Images per second `loader` delivers ready for the model (decoded, on the device, augmented)
-    with no model running: the input pipeline's ceiling, to set beside the model's own img/s.
-    The first batch (worker start-up) is not timed."""
-    from .timing import sync
-
-    it = iter(loader)
-    x, _ = next(it)
-    images, tic = 0, time.perf_counter()
-    for _, (x, y) in zip(range(batches), it):
-        images += len(y)
-    sync(x.device)
-    seconds = time.perf_counter() - tic
-    if not images:
-        raise ValueError("the loader has only one batch; nothing left to time")
-    return {"images": images, "seconds": seconds, "img_per_s": images / seconds}

@@ -14,14 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _weighted_layers(model: nn.Module) -> dict[nn.Module, str]:
-    """Every conv and linear layer, named by the last part of its name (conv1, fc8, or "0")."""
-    return {
-        layer: name.rsplit(".", 1)[-1] or type(layer).__name__
-        for name, layer in model.named_modules()
-        if isinstance(layer, (nn.Conv2d, nn.Linear))
-    }
+from .model import named_layers
 
 
 def layer_scales(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[pd.DataFrame, float]:
@@ -36,7 +29,7 @@ def layer_scales(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -
     The model's .grad fields are left untouched (gradients come from torch.autograd.grad) and
     its train/eval mode is restored. Training mode means dropout is on, as in a real step.
     """
-    names = _weighted_layers(model)
+    names = {layer: name for name, layer in named_layers(model)}
     rows: dict[nn.Module, dict] = {}
 
     def record(layer: nn.Module, inputs, output: torch.Tensor) -> None:

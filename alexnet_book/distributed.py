@@ -2,7 +2,7 @@
 
 `torchrun --nproc_per_node=N -m alexnet_book.train ...` starts N copies of the command and
 tells each its rank through the environment (RANK, LOCAL_RANK, WORLD_SIZE). Each process
-trains on its shard of every batch (data.shard, or torch's DistributedSampler for ImageFolder
+trains on its shard of every batch (loaders.shard, or torch's DistributedSampler for ImageFolder
 data) and DDP averages the gradients, so N processes at batch B/N take the steps one process
 takes at batch B. The backend is nccl on CUDA and gloo on CPU. Without torchrun every helper
 here is a no-op and the command runs as one process.

@@ -11,62 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
-from .augment import ten_crop
-from .data import ImageSet, TensorLoader
-from .optim import PaperSGD
+from . import engine
+from .augment import channels_last
+from .claims import CONVERGED_WITHIN, OVERFIT_GAP
+from .data import ImageSet
+from .engine import NonFiniteLossError, fit
+from .loaders import TensorLoader
+from .optim import Recipe
 from .runtime import seed_everything
-from .train import NonFiniteLossError, autocast, fit, topk_errors
-
-
-# Section 5's starting learning rate. The architecture and regularizer ablations (04-06, 10) train every
-# variant at it: a sweep of 1-2 epochs there chose rates (0.1) at which the full runs stalled, because a
-# short sweep rewards a fast start over a good finish.
-PAPER_LR = 0.01
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How one variant is trained: SGD with momentum for a number of epochs, at a constant learning
-    rate unless `plateau_drops` > 0 (then divided by 10 whenever the test error stops improving for
-    `patience` epochs, at most that many times, as in section 5)."""
-
-    lr: float
-    epochs: int
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    stop_at_train_top1: float | None = None  # end a run early once its training error (%) falls to this
-    rule: str = "torch"  # "torch": torch.optim.SGD; "paper": section 5's update rule (optim.PaperSGD)
-    plateau_drops: int = 0
-    patience: int = 2
-
-    def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        if self.rule not in ("torch", "paper"):
-            raise ValueError(f"unknown update rule {self.rule!r}; valid: 'torch', 'paper'")
-        make = PaperSGD if self.rule == "paper" else torch.optim.SGD
-        return make(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-
-    def scheduler(self, optimizer: torch.optim.Optimizer):
-        if not self.plateau_drops:
-            return None
-        # min_lr stops it after `plateau_drops` divisions by 10 (the margin absorbs rounding)
-        floor = self.lr * 0.1**self.plateau_drops * (1 - 1e-6)
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=self.patience, min_lr=floor)
-
-
-def channels_last(transform):
-    """Wrap a loader transform so batches come out channels_last (measured faster for these convs on CPU)."""
-    def to_channels_last(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        x = transform(x, generator) if transform else x.float()
-        return x.contiguous(memory_format=torch.channels_last)
-    return to_channels_last
 
 
 def checkpoint_path(folder: Path, name: str, seed: int, model: nn.Module, recipe: Recipe, n_train: int) -> Path:
@@ -204,24 +163,12 @@ def speedup(reach: pd.DataFrame, slow: str = "tanh", fast: str = "relu", by: str
     return pd.DataFrame(rows).T
 
 
-@torch.no_grad()
-def crop_errors(model: nn.Module, test: ImageSet, normalize, size: int, *, batch_size: int = 250,
-                amp_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """Top-1 and top-5 test error (%) from the centre patch alone and from the paper's ten patches
-    (corners, centre and their mirror images, softmax outputs averaged), section 4.1."""
-    model.eval()
-    device = next(model.parameters()).device
-    errors = torch.zeros(2, 2, device=device)  # (centre, ten) x (top-1, top-5)
-    for start in range(0, len(test), batch_size):
-        x = normalize(test.images[start : start + batch_size].to(device))
-        y = test.labels[start : start + batch_size].to(device)
-        patches = ten_crop(x, size).flatten(0, 1).contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp_dtype):
-            probs = model(patches).float().softmax(dim=-1).view(10, len(y), -1)
-        errors[0] += topk_errors(probs[4], y)  # patch 4 is the centre
-        errors[1] += topk_errors(probs.mean(dim=0), y)
-    (c1, c5), (t1, t5) = (100 * errors / len(test)).tolist()
-    return {"centre_top1": c1, "centre_top5": c5, "ten_top1": t1, "ten_top5": t5}
+def ten_patch_errors(model: nn.Module, test: ImageSet, normalize, size: int, *, batch_size: int = 250,
+                     amp_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Top-1 and top-5 test error (%) of the centre patch alone and of the paper's ten patches
+    (section 4.1): `normalize` prepares whole images, engine.evaluate cuts the patches."""
+    loader = TensorLoader(test, batch_size, transform=normalize, device=engine.model_device(model))
+    return engine.error_rates(engine.evaluate(model, loader, amp_dtype, ten_crop=size))
 
 
 def epochs_to_best(history: pd.DataFrame, column: str = "test_top1", within: float = 0.5) -> pd.DataFrame:
@@ -236,13 +183,50 @@ def epochs_to_best(history: pd.DataFrame, column: str = "test_top1", within: flo
     return pd.DataFrame(rows)
 
 
-def headline(ratios: pd.DataFrame, preferred: str) -> str:
-    """The row of `speedup` to report: `preferred` unless some of its runs never reached the
-    threshold (its ratio is then only a bound) while another row's ratio is a measurement."""
-    measured = [name for name in ratios.index if not ratios.loc[name, "bound"]]
-    return preferred if preferred in measured or not measured else measured[0]
-
-
 def describe_ratio(row) -> str:
     """'1.47x ± 0.07', or 'at least 1.45x ± 0.07' for a bound."""
     return f"{'at least ' if row.bound else ''}{row.ratio:.2f}x ± {row.ratio_std:.2f}"
+
+
+# ---------------------------------------------------------------- regime checks (claims.py judges with them)
+
+
+def converged(history: pd.DataFrame, column: str = "test_top1", window: int = 3,
+              within: float = CONVERGED_WITHIN) -> bool:
+    """Whether every (variant, seed) run has stopped improving: its last `window` epochs do not beat the
+    best of its earlier epochs by more than `within` points. A run of `window` epochs or fewer has not."""
+    for _, run in history.groupby(["variant", "seed"], sort=False):
+        values = run.sort_values("epoch")[column]
+        if len(values) <= window or values.iloc[:-window].min() - values.iloc[-window:].min() > within:
+            return False
+    return True
+
+
+def overfitting_gap(history: pd.DataFrame, variant: str) -> float:
+    """Final test minus training top-1 error of `variant`, mean over seeds (points)."""
+    final = last_epoch(history)
+    final = final[final["variant"] == variant]
+    return float((final["test_top1"] - final["train_top1"]).mean())
+
+
+def overfits(history: pd.DataFrame, variant: str, gap: float = OVERFIT_GAP) -> bool:
+    """Whether `variant` ends with its training error at least `gap` points below its test error."""
+    return overfitting_gap(history, variant) >= gap
+
+
+@torch.no_grad()
+def ensemble_errors(models: list[nn.Module], test: ImageSet, transform, *, batch_size: int = 500,
+                    amp_dtype: torch.dtype | None = None) -> dict:
+    """Top-1 test error (%) of each model and of their averaged softmax outputs (section 6's ensemble)."""
+    device = engine.model_device(models[0])
+    loader = TensorLoader(test, batch_size, transform=channels_last(transform), device=device)
+    misses, ensemble = torch.zeros(len(models), device=device), torch.zeros((), device=device)
+    for x, y in loader:
+        probs = []
+        for model in models:
+            model.eval()
+            with engine.autocast(device, amp_dtype):
+                probs.append(model(x).float().softmax(dim=-1))
+        misses += torch.stack([(p.argmax(-1) != y).sum() for p in probs])
+        ensemble += (torch.stack(probs).mean(0).argmax(-1) != y).sum()
+    return {"single": (100 * misses / len(test)).tolist(), "ensemble": 100 * ensemble.item() / len(test)}

@@ -264,6 +264,14 @@ class AlexNet(nn.Module):
         return self.classifier(x)
 
 
+def named_layers(model: nn.Module, kind=(nn.Conv2d, nn.Linear)) -> list[tuple[str, nn.Module]]:
+    """(paper name, layer) for each layer of `kind` in definition order; the paper name is the last part
+    of the module's path (conv1, lrn1, fc8; "0" in an unnamed nn.Sequential). kind=None: every leaf layer.
+    A list, not a dict: the two towers of TwoTowerAlexNet each have a conv1."""
+    return [(name.rsplit(".", 1)[-1], layer) for name, layer in model.named_modules()
+            if name and (isinstance(layer, kind) if kind else not list(layer.children()))]
+
+
 @torch.no_grad()
 def paper_init_(
     model: nn.Module, weight_std: float = 0.01, fc_weight_std: float | None = None, bias: float = 1.0
@@ -276,12 +284,10 @@ def paper_init_(
     bias=0.1, fc_weight_std=0.005. Works on AlexNet and TwoTowerAlexNet (layers are matched
     by their last name, conv1..fc8).
     """
-    for name, layer in model.named_modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            short = name.rsplit(".", 1)[-1]
-            std = fc_weight_std if fc_weight_std is not None and short in ("fc6", "fc7") else weight_std
-            nn.init.normal_(layer.weight, 0.0, std)
-            nn.init.constant_(layer.bias, bias if short in BIAS_ONE_LAYERS else 0.0)
+    for name, layer in named_layers(model):
+        std = fc_weight_std if fc_weight_std is not None and name in ("fc6", "fc7") else weight_std
+        nn.init.normal_(layer.weight, 0.0, std)
+        nn.init.constant_(layer.bias, bias if name in BIAS_ONE_LAYERS else 0.0)
     return model
 
 

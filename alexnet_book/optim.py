@@ -1,4 +1,5 @@
-"""Section 5's update rule, and a small experiment showing where it differs from torch.optim.SGD.
+"""How a net is optimized: the Recipe (SGD, learning rate, schedule), section 5's update rule, and a
+small experiment showing where that rule differs from torch.optim.SGD.
 
 The paper (eps = learning rate):  v <- 0.9 v - 0.0005 eps w - eps grad;  w <- w + v.
 PyTorch's SGD:                    b <- m b + grad + wd w;               w <- w - lr b.
@@ -7,9 +8,16 @@ PyTorch's SGD:                    b <- m b + grad + wd w;               w <- w -
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
+from torch import nn
+
+# Section 5's starting learning rate. The architecture and regularizer ablations (04-06, 10) train every
+# variant at it: a sweep of 1-2 epochs there chose rates (0.1) at which the full runs stalled, because a
+# short sweep rewards a fast start over a good finish.
+PAPER_LR = 0.01
 
 
 class PaperSGD(torch.optim.Optimizer):
@@ -92,3 +100,33 @@ def compare_after_drop(steps: int = 40, drop_at: int = 20, lr: float = 0.1, fact
         for scheduler in schedulers:
             scheduler.step()
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one variant is trained: SGD with momentum for a number of epochs, at a constant learning
+    rate unless `plateau_drops` > 0 (then divided by 10 whenever the test error stops improving for
+    `patience` epochs, at most that many times, as in section 5)."""
+
+    lr: float
+    epochs: int
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    stop_at_train_top1: float | None = None  # end a run early once its training error (%) falls to this
+    rule: str = "torch"  # "torch": torch.optim.SGD; "paper": section 5's update rule (optim.PaperSGD)
+    plateau_drops: int = 0
+    patience: int = 2
+
+    def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        if self.rule not in ("torch", "paper"):
+            raise ValueError(f"unknown update rule {self.rule!r}; valid: 'torch', 'paper'")
+        make = PaperSGD if self.rule == "paper" else torch.optim.SGD
+        return make(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+    def scheduler(self, optimizer: torch.optim.Optimizer):
+        if not self.plateau_drops:
+            return None
+        # min_lr stops it after `plateau_drops` divisions by 10 (the margin absorbs rounding)
+        floor = self.lr * 0.1**self.plateau_drops * (1 - 1e-6)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=self.patience, min_lr=floor)

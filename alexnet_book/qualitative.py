@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from . import data
-from .train import autocast, make_model, memory_sets, transforms
+from .engine import autocast
+from .runtime import seed_everything
+from .train import make_model, memory_sets, transforms
 
 
 @dataclass
@@ -25,11 +27,16 @@ class TrainedRun:
     transform: object
     checkpoint: Path
 
+    def initial_model(self) -> nn.Module:
+        """The same net at its random start: the CLI seeds, then builds the model (train.train)."""
+        seed_everything(self.config["seed"])
+        return make_model(self.config, num_classes=self.model.classifier.fc8.out_features)
+
 
 def load_run(out: str | Path, profile) -> TrainedRun:
     if profile.dataset == "imagenet":
         raise NotImplementedError("notebook 09 holds its images in memory; the imagenet profile needs a feature "
-                                  "pass over data.FolderLoader (not written yet)")
+                                  "pass over loaders.FolderLoader (not written yet)")
     out = Path(out)
     checkpoint = out / "checkpoint.pt"
     if not (checkpoint.exists() and (out / "config.json").exists()):
@@ -52,6 +59,12 @@ def colour_specialization(weight: torch.Tensor) -> torch.Tensor:
     weight = weight.detach().float()
     grey = weight.mean(dim=1, keepdim=True)
     return (weight - grey).square().sum(dim=(1, 2, 3)) / weight.square().sum(dim=(1, 2, 3))
+
+
+def travel(trained: torch.Tensor, initial: torch.Tensor) -> float:
+    """How far weights moved from their random start, relative to it: |W - W0| / |W0| (Frobenius).
+    C11's regime: kernels still near their start (well under 1) cannot have specialized."""
+    return ((trained.detach().float() - initial.float()).norm() / initial.float().norm()).item()
 
 
 def group_contrast(scores: torch.Tensor, permutations: int = 10_000, seed: int = 0) -> dict[str, float]:

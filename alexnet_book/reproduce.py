@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from .claims import to_markdown, write_claims
 from .profiles import PROFILES
+from .report import to_markdown, write_claims
 from .results import REPO, results_root
 
 NOTEBOOKS = REPO / "notebooks"
@@ -66,10 +66,28 @@ def to_book(executed: Path, source: Path) -> None:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
     nb.metadata.pop("papermill", None)
+    nbformat.write(terminal_streams(nb), source)
+
+
+def terminal_streams(nb):
+    """The notebook with one stream output per cell and name, rendered as a terminal shows it
+    (render_terminal); empty ones dropped. Not nbconvert's CoalesceStreamsPreprocessor: its carriage-
+    return rule also deletes tqdm's cursor-up moves, so a nested bar left every outer update (a test shows it)."""
     for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = coalesce_streams(cell.outputs)
-    nbformat.write(nb, source)
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for output in cell.outputs:
+            if output.output_type == "stream" and merged and merged[-1].output_type == "stream" \
+                    and merged[-1].name == output.name:
+                merged[-1].text += output.text
+            else:
+                merged.append(output)
+        for output in merged:
+            if output.output_type == "stream":
+                output.text = render_terminal(output.text)
+        cell.outputs = [o for o in merged if o.output_type != "stream" or o.text]
+    return nb
 
 
 def render_terminal(text: str) -> str:
@@ -90,20 +108,6 @@ def render_terminal(text: str) -> str:
             col += len(token)
     kept = [line.rstrip() for line in lines if line.strip()]
     return "\n".join(kept) + "\n" if kept else ""
-
-
-def coalesce_streams(outputs: list) -> list:
-    """Join consecutive stdout (or stderr) outputs of a cell into one, rendered as a terminal would."""
-    merged = []
-    for output in outputs:
-        if output.output_type == "stream" and merged and merged[-1].output_type == "stream" and merged[-1].name == output.name:
-            merged[-1].text += output.text
-        else:
-            merged.append(output)
-    for output in merged:
-        if output.output_type == "stream":
-            output.text = render_terminal(output.text)
-    return [o for o in merged if o.output_type != "stream" or o.text]
 
 
 def main(argv: list[str] | None = None) -> None:

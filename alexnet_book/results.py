@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .claims import claim_entry
+from .claims import CLAIMS, claim_entry, describe
 
 RESULTS_ENV = "ALEXNET_BOOK_RESULTS"
 REPO = Path(__file__).resolve().parents[1]
@@ -107,12 +107,26 @@ class Results:
         self.claims = [c for c in self.claims if c["id"] != claim_id] + [entry]
         return entry
 
+    def judged(self, claim_id: str, stats: dict, judgement: tuple[str, str, str], unit: str, note: str = "",
+               regime: dict | None = None) -> dict:
+        """Record a claim measured over seeds ({"mean", "std", "n"}, e.g. experiment.paired_gain) with the
+        (verdict, rule, regime note) its rule in claims.py returned, and print it for the reader."""
+        verdict, rule, regime_note = judgement
+        spread = round(stats["std"], 2) if stats["n"] > 1 else None
+        note = "; ".join(part for part in (note, regime_note) if part)
+        entry = self.claim(claim_id, round(stats["mean"], 2), verdict, rule, spread=spread, n=stats["n"], unit=unit,
+                           note=note, regime=regime)
+        print(f"{claim_id}: {describe(stats)} {unit} (paper: {CLAIMS[claim_id].paper}) -> {verdict}"
+              + (f"\n    {note}" if note else ""))
+        return entry
+
     def save(self, **metrics) -> dict:
         """Write metrics.json (the run record, measurements, claims) and return what was written."""
         self.metrics.update(metrics)
         payload = {"run": {**self.record, "wall_time_s": round(time.perf_counter() - self._start, 1)},
                    "metrics": self.metrics, "claims": self.claims}
         (self.dir / "metrics.json").write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+        print(f"wrote {self.dir / 'metrics.json'}")
         return payload
 
 

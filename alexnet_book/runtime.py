@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .data import ImageSet, experiment_data
+from .optim import PAPER_LR, Recipe
 from .profiles import Budget, Profile, get_profile
 from .results import Results
 from .versions import check_versions
@@ -45,6 +47,23 @@ class Run:
     device: torch.device
     seed: int
     results: Results
+
+    def data(self) -> tuple[ImageSet, ImageSet]:
+        """The section experiment's training and test sets, cut to the budget (data.experiment_data)."""
+        train, test = experiment_data(self.profile, self.budget)
+        print(f"{len(train):,} training and {len(test):,} test images")
+        return train, test
+
+    def recipe(self, **changes) -> Recipe:
+        """Section 5's SGD at its starting rate ε = 0.01, for the budget's epochs and batch; `changes` override."""
+        return Recipe(**{"lr": PAPER_LR, "epochs": self.budget.epochs, "batch_size": self.budget.batch_size, **changes})
+
+    def train_options(self, train_transform=None, test_transform=None) -> dict:
+        """What experiment.train_seeds needs from the run: device, autocast dtype, checkpoint folder, and the
+        transforms given (the test transform defaults to the training one, e.g. one Normalize for both)."""
+        transforms = {"train_transform": train_transform, "test_transform": test_transform or train_transform}
+        return {**{k: v for k, v in transforms.items() if v is not None}, "device": self.device,
+                "amp_dtype": self.profile.amp_dtype, "checkpoints": self.results.dir / "checkpoints"}
 
 
 def setup(notebook: str, profile: str | None = None, device: str | None = None) -> Run:

@@ -6,6 +6,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .model import AlexNet, count_parameters, named_layers
+
 
 def layer_table(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> pd.DataFrame:
     """One row per leaf layer, in the order a forward pass runs them.
@@ -30,7 +32,7 @@ def layer_table(model: nn.Module, input_size: tuple[int, int, int] | None = None
         else:
             mult_adds = 0
         rows.append({
-            "layer": name.rsplit(".", 1)[-1],
+            "layer": name,
             "type": type(layer).__name__,
             "output_shape": "x".join(map(str, output.shape[1:])),
             "params": sum(p.numel() for p in layer.parameters()),
@@ -38,8 +40,8 @@ def layer_table(model: nn.Module, input_size: tuple[int, int, int] | None = None
             "mult_adds": mult_adds,
         })
 
-    leaves = [(name, m) for name, m in model.named_modules() if name and not list(m.children())]
-    hooks = [m.register_forward_hook(lambda m, i, o, name=name: record(name, m, i, o)) for name, m in leaves]
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: record(name, m, i, o))
+             for name, m in named_layers(model, kind=None)]
     training = model.training
     parameter = next(model.parameters())
     try:
@@ -75,8 +77,6 @@ def paper_comparison(table: pd.DataFrame) -> pd.DataFrame:
 def parameter_counts() -> pd.DataFrame:
     """Parameters of the paper's net and its relatives (the reference counts in the facts file)."""
     import torchvision
-
-    from .model import AlexNet, count_parameters
 
     nets = {
         "paper, grouped conv2/4/5 (two GPUs)": AlexNet(),

@@ -1,4 +1,5 @@
-"""Where the time goes: forward and backward time of each layer, measured one layer at a time."""
+"""Where the time goes: each layer's forward and backward time, the model's training img/s, and
+the input pipeline's img/s (make bench, notebook 01, the CLI's --benchmark)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import time
 import pandas as pd
 import torch
 from torch import nn
+
+from .augment import channels_last
+from .data import ImageSet
+from .engine import train_epoch
+from .loaders import TensorLoader
 
 
 def sequential_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -62,3 +68,43 @@ def _layer_times(model: nn.Module, batch: torch.Tensor, repeats: int) -> pd.Data
     table = pd.DataFrame(rows)
     table["share_%"] = 100 * (table.forward_ms + table.backward_ms) / (table.forward_ms + table.backward_ms).sum()
     return table
+
+
+def loader_throughput(loader, batches: int = 20) -> dict[str, float]:
+    """Images per second `loader` delivers ready for the model (decoded, on the device, augmented)
+    with no model running: the input pipeline's ceiling, to set beside the model's own img/s.
+    The first batch (worker start-up) is not timed."""
+    it = iter(loader)
+    x, _ = next(it)
+    images, tic = 0, time.perf_counter()
+    for _, (x, y) in zip(range(batches), it):
+        images += len(y)
+    sync(x.device)
+    seconds = time.perf_counter() - tic
+    if not images:
+        raise ValueError("the loader has only one batch; nothing left to time")
+    return {"images": images, "seconds": seconds, "img_per_s": images / seconds}
+
+
+def model_throughput(model: nn.Module, optimizer: torch.optim.Optimizer, batch_size: int, num_classes: int,
+                     *, side: int = 224, steps: int = 5, amp_dtype: torch.dtype | None = None,
+                     channels_last_inputs: bool = False) -> dict[str, float]:
+    """Training img/s of the model alone: `steps` steps of train_epoch on random side x side images
+    already on the device, after one warm-up step (which also pays for torch.compile and
+    cudnn.benchmark). Set it beside loader_throughput. It trains `model` on noise: pass one
+    you can discard."""
+    device = next(model.parameters()).device
+    g = torch.Generator().manual_seed(0)
+    n = batch_size * (steps + 1)
+    images = torch.randint(0, 256, (n, 3, side, side), dtype=torch.uint8, generator=g)
+    labels = torch.randint(num_classes, (n,), generator=g)
+    transform = channels_last(None) if channels_last_inputs else None
+    warm_up, timed = (TensorLoader(ImageSet(images[part], labels[part], ()), batch_size, device=device, transform=transform)
+                      for part in (slice(0, batch_size), slice(batch_size, n)))
+    train_epoch(model, warm_up, optimizer, 0, amp_dtype=amp_dtype, progress=False)
+    sync(device)
+    tic = time.perf_counter()
+    train_epoch(model, timed, optimizer, 0, amp_dtype=amp_dtype, progress=False)
+    sync(device)
+    seconds = time.perf_counter() - tic
+    return {"images": n - batch_size, "seconds": seconds, "img_per_s": (n - batch_size) / seconds}

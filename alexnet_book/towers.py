@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .model import AlexNet, conv_kernels, conv_layers, fc_layers, pool5_side
+from .model import AlexNet, conv_kernels, conv_layers, fc_layers, named_layers, pool5_side
 
 
 class TwoTowerAlexNet(nn.Module):
@@ -83,15 +83,6 @@ def _gather(halves: list[torch.Tensor], device: torch.device) -> torch.Tensor:
     return torch.cat([h.to(device) for h in halves], dim=1)
 
 
-def _weight_layers(module: nn.Module) -> dict[str, nn.Module]:
-    """The conv and linear layers of one network or one tower, by their paper names."""
-    return {
-        name.rsplit(".", 1)[-1]: layer
-        for name, layer in module.named_modules()
-        if isinstance(layer, (nn.Conv2d, nn.Linear))
-    }
-
-
 @torch.no_grad()
 def towers_from_grouped(
     model: AlexNet, devices: Sequence[str | torch.device] = ("cpu", "cpu")
@@ -101,9 +92,9 @@ def towers_from_grouped(
         raise ValueError(f"needs an AlexNet with groups=2 (one group per tower), got groups={model.options['groups']}")
     options = {k: v for k, v in model.options.items() if k != "groups"}
     towers = TwoTowerAlexNet(devices, **options).train(model.training)
-    grouped = _weight_layers(model)
+    grouped = dict(named_layers(model))
     for i, tower in enumerate(towers.towers):
-        for name, layer in _weight_layers(tower).items():
+        for name, layer in named_layers(tower):
             # Tower i owns the i-th half of the layer's outputs. Its inputs need no reordering:
             # a grouped layer's half sees only its own group's channels, and a layer seeing both
             # towers gets them concatenated in the grouped order (pool5 flattens channel-major).
@@ -118,8 +109,8 @@ def grouped_from_towers(towers: TwoTowerAlexNet) -> AlexNet:
     """The groups=2 AlexNet computing what `towers` computes, on towers.devices[0]."""
     device = towers.devices[0]
     model = AlexNet(groups=2, **towers.options).to(device).train(towers.training)
-    halves = [_weight_layers(tower) for tower in towers.towers]
-    for name, layer in _weight_layers(model).items():
+    halves = [dict(named_layers(tower)) for tower in towers.towers]
+    for name, layer in named_layers(model):
         if name == "fc8":
             layer.load_state_dict(towers.fc8.state_dict())
         else:

@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from alexnet_book.augment import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, TestTransform, TrainTransform, center_crop,
-                                  pca_lighting, random_crop_flip, rgb_pca, ten_crop, ten_crop_probs)
-from alexnet_book.data import Normalize, TensorLoader, synthetic
+                                  Normalize, pca_lighting, random_crop_flip, rgb_pca)
+from alexnet_book.data import synthetic
+from alexnet_book.loaders import TensorLoader
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -96,38 +97,7 @@ def test_crop_larger_than_the_image_names_both_sizes():
     with pytest.raises(ValueError, match=r"40x40.*36x36 after padding 2"):
         random_crop_flip(x, 40, gen(), padding=2)
     with pytest.raises(ValueError, match=r"33x33.*32x32"):
-        ten_crop(x, 33)
-    with pytest.raises(ValueError, match=r"33x33.*32x32"):
         center_crop(x, 33)
-
-
-# ---------------------------------------------------------------- ten_crop
-
-
-@pytest.mark.parametrize("h, w, size", [(7, 8, 4), (6, 6, 3), (6, 6, 4)])  # odd and even leftovers
-def test_ten_crop_takes_corners_centre_and_their_mirrors(h, w, size):
-    x = torch.randn(2, 3, h, w, generator=gen(0))
-    patches = ten_crop(x, size)
-    assert patches.shape == (10, 2, 3, size, size)
-    centre = ((h - size) // 2, (w - size) // 2)
-    origins = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), centre]
-    for k, (r, c) in enumerate(origins):
-        window = x[..., r : r + size, c : c + size]
-        assert torch.equal(patches[k], window)
-        assert torch.equal(patches[k + 5], window.flip(-1))
-    assert torch.equal(center_crop(x, size), patches[4])
-
-
-def test_ten_crop_probs_average_the_softmax_of_the_ten_patches():
-    x = torch.randn(4, 3, 8, 8, generator=gen(0))
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 5 * 5, 7))
-    probs = ten_crop_probs(model, x, 5)
-    windows = [x[..., r : r + 5, c : c + 5] for r, c in [(0, 0), (0, 3), (3, 0), (3, 3), (1, 1)]]
-    manual = torch.stack([model(v).softmax(-1) for v in windows + [v.flip(-1) for v in windows]]).mean(0)
-    torch.testing.assert_close(probs, manual)
-    torch.testing.assert_close(probs.sum(-1), torch.ones(4))
-    assert probs.shape == (4, 7) and not probs.requires_grad
 
 
 # ---------------------------------------------------------------- PCA lighting
@@ -234,5 +204,4 @@ def test_augmentation_runs_on_cuda_like_on_cpu():
     g = torch.Generator("cuda").manual_seed(0)
     out = TrainTransform(normalize(), crop=8, padding=2, lighting=(IMAGENET_EIGVAL, IMAGENET_EIGVEC))(x, g)
     assert out.device.type == "cuda" and out.shape == (16, 3, 8, 8)
-    assert ten_crop(x, 8).device.type == "cuda"
     assert rgb_pca(x)[0].device.type == "cpu"

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from alexnet_book import book
-from alexnet_book.claims import claim_entry, write_claims
+from alexnet_book.claims import claim_entry
+from alexnet_book.report import write_claims
 from alexnet_book.reproduce import notebooks
 from alexnet_book.results import results_root
 

@@ -14,8 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet_book import data, train
-from alexnet_book.augment import TrainTransform
+from alexnet_book import data, engine, train
+from alexnet_book.augment import Normalize, TrainTransform
+from alexnet_book.loaders import TensorLoader
 from alexnet_book.runtime import seed_everything
 
 EPOCHS = 6
@@ -108,16 +109,32 @@ def test_ctrl_c_saves_a_checkpoint_and_the_rerun_finishes_bit_identical(referenc
     assert_same_run(out, reference)
 
 
-def test_changed_settings_refuse_to_resume_unless_fresh(reference, tmp_path):
+def test_changed_settings_refuse_to_resume_unless_fresh(reference, tmp_path, capsys):
     out = tmp_path / "run"
     args = [*TINY, "--epochs", "1", "--train-size", "32", "--out", str(out)]
     assert train.main(args) == 0
-    with pytest.raises(SystemExit, match=r"other settings \(lr\).*--fresh"):
-        train.main([*args, "--lr", "0.1"])
+    assert train.main([*args, "--lr", "0.1"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("alexnet-book-train: error: ") and "other settings (lr)" in last and "--fresh" in last
     assert train.main([*args, "--lr", "0.1", "--fresh"]) == 0
     assert json.loads((out / "config.json").read_text())["lr"] == 0.1
     assert train.main([*args, "--lr", "0.1", "--epochs", "2"]) == 0  # more epochs: resumes
     assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("flags, code, message", [
+    (["--profile", "huge"], 2, "unknown profile 'huge'; valid profiles: smoke, cifar, imagenet"),
+    (["--profile", "cifar", "--data-root", "/nonexistent"], 2, "CIFAR-10 not found. Looked in:"),
+    (["--lr", "1e30"], 1, "loss became"),
+])
+def test_errors_end_in_one_line_and_an_exit_code(tmp_path, capsys, monkeypatch, flags, code, message):
+    monkeypatch.delenv("ALEXNET_BOOK_DATA", raising=False)
+    args = [*TINY, "--epochs", "1", "--train-size", "32", "--out", str(tmp_path / "run"), *flags]
+    assert train.main(args) == code
+    err = capsys.readouterr().err
+    assert f"alexnet-book-train: error: {message}" in err and "Traceback" not in err
+    with pytest.raises(Exception):  # --debug keeps the traceback
+        train.main([*args, "--debug", "--fresh"])
 
 
 def test_benchmark_measures_loader_and_model_separately(tmp_path):
@@ -160,14 +177,14 @@ def stopped_at(step: int):
 def run_fit(checkpoint, stop=None, epochs=3):
     seed_everything(0)
     train_set = data.synthetic(96, size=24)
-    normalize = data.Normalize.from_images(train_set.images)
+    normalize = Normalize.from_images(train_set.images)
     # random crops, flips and lighting: the resumed epoch must draw exactly what the straight one drew
     transform = TrainTransform(normalize, crop=24, padding=2, lighting=(torch.ones(3) * 0.01, torch.eye(3)))
-    loader = data.TensorLoader(train_set, 16, shuffle=True, transform=transform, drop_last=True)
+    loader = TensorLoader(train_set, 16, shuffle=True, transform=transform, drop_last=True)
     model = small_net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.5)
-    history = train.fit(model, loader, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
+    history = engine.fit(model, loader, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
                         checkpoint=checkpoint, progress=False, stop=stop)
     return model, history
 
@@ -175,7 +192,7 @@ def run_fit(checkpoint, stop=None, epochs=3):
 def test_a_stop_mid_epoch_checkpoints_the_position_and_resumes_bit_identical(tmp_path):
     straight, straight_history = run_fit(None)
     ckpt = tmp_path / "run.pt"
-    with pytest.raises(train.Interrupted, match="epoch 1, step 3"):
+    with pytest.raises(engine.Interrupted, match="epoch 1, step 3"):
         run_fit(ckpt, stop=stopped_at(6 + 1 + 3))  # six steps and the end-of-epoch check, then 3 steps
     saved = torch.load(ckpt, weights_only=False)
     assert saved["epoch"] == 0 and saved["partial"]["step"] == 3 and saved["loader"]["step"] == 3
@@ -188,7 +205,7 @@ def test_a_stop_mid_epoch_checkpoints_the_position_and_resumes_bit_identical(tmp
 
 def test_a_stop_between_epochs_keeps_the_epoch_checkpoint(tmp_path):
     ckpt = tmp_path / "run.pt"
-    with pytest.raises(train.Interrupted, match="epoch 1, step 0"):
+    with pytest.raises(engine.Interrupted, match="epoch 1, step 0"):
         run_fit(ckpt, stop=stopped_at(6 + 1))  # the check at the end of epoch 0
     saved = torch.load(ckpt, weights_only=False)
     assert saved["epoch"] == 0 and saved.get("partial") is None

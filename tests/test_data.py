@@ -6,7 +6,9 @@ import torch
 from torchvision.io import write_jpeg
 
 from alexnet_book import data
+from alexnet_book.augment import Normalize
 from alexnet_book.data import CIFAR10_CLASSES, DataError
+from alexnet_book.loaders import TensorLoader
 
 
 def write_folder(root: Path, split: str, classes=CIFAR10_CLASSES, per_class=2, size=(32, 32), seed=0):
@@ -169,16 +171,16 @@ def test_channel_stats_match_torch():
 def test_normalize_centres_and_resizes():
     images = data.synthetic(200).images
     mean, std = data.channel_stats(images)
-    assert data.Normalize(mean, std, size=64)(images).shape == (200, 3, 64, 64)
-    x = data.Normalize(mean, std)(images)
+    assert Normalize(mean, std, size=64)(images).shape == (200, 3, 64, 64)
+    x = Normalize(mean, std)(images)
     assert x.shape == (200, 3, 32, 32)
     assert x.mean(dim=(0, 2, 3)).abs().max() < 0.05 and (x.std(dim=(0, 2, 3)) - 1).abs().max() < 0.05
 
 
 def test_tensor_loader_shuffles_per_epoch_and_repeats_exactly():
     s = data.synthetic(100)
-    loader = data.TensorLoader(s, 32, shuffle=True, seed=1)
-    assert len(loader) == 4 and len(data.TensorLoader(s, 32, drop_last=True)) == 3
+    loader = TensorLoader(s, 32, shuffle=True, seed=1)
+    assert len(loader) == 4 and len(TensorLoader(s, 32, drop_last=True)) == 3
     epoch0 = torch.cat([y for _, y in loader])
     loader.set_epoch(1)
     epoch1 = torch.cat([y for _, y in loader])

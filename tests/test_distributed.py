@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from alexnet_book import data, train
+from alexnet_book.loaders import TensorLoader, shard
 from alexnet_book.runtime import seed_everything
 
 
@@ -21,8 +22,8 @@ def numbered(n: int) -> data.ImageSet:
 
 def test_the_ranks_kth_batches_together_are_one_process_kth_batch():
     images = numbered(37)  # not a multiple of anything: the shards are cut to 36
-    one = data.TensorLoader(images, 8, shuffle=True, seed=3, drop_last=True)
-    ranks = [data.TensorLoader(images, 4, shuffle=True, seed=3, drop_last=True, rank=r, world_size=2) for r in (0, 1)]
+    one = TensorLoader(images, 8, shuffle=True, seed=3, drop_last=True)
+    ranks = [TensorLoader(images, 4, shuffle=True, seed=3, drop_last=True, rank=r, world_size=2) for r in (0, 1)]
     for loader in (one, *ranks):
         loader.set_epoch(5)
     assert len(one) == len(ranks[0]) == len(ranks[1]) == 4  # every rank takes the same number of steps
@@ -33,7 +34,7 @@ def test_the_ranks_kth_batches_together_are_one_process_kth_batch():
 
 def test_evaluation_shards_count_every_image_once():
     images = numbered(37)
-    seen = [y for r in range(3) for _, y in data.TensorLoader(images, 5, rank=r, world_size=3)]
+    seen = [y for r in range(3) for _, y in TensorLoader(images, 5, rank=r, world_size=3)]
     assert sorted(torch.cat(seen).tolist()) == list(range(37))
 
 
@@ -41,7 +42,7 @@ def test_shard_matches_torch_distributed_sampler():
     order = torch.randperm(23, generator=torch.Generator().manual_seed(0))
     sampler = torch.utils.data.DistributedSampler(range(23), num_replicas=3, rank=1, shuffle=False, drop_last=True)
     expected = [order[i].item() for i in sampler]  # the sampler's positions, applied to the same order
-    assert data.shard(order, 1, 3, drop_last=True).tolist() == expected
+    assert shard(order, 1, 3, drop_last=True).tolist() == expected
 
 
 TINY = ["--profile", "smoke", "--epochs", "1", "--train-size", "64", "--test-size", "32", "--batch-size", "16",

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from alexnet_book import data, experiment
-from alexnet_book.claims import gain_verdict, unsettled
-from alexnet_book.experiment import Recipe
+from alexnet_book.augment import Normalize, channels_last
+from alexnet_book.optim import Recipe
 
 
 def runs(rows):
@@ -45,31 +45,13 @@ def test_compare_and_paired_gain_use_the_last_epoch_of_each_seed():
     assert gain["per_seed"] == [2.0, 1.0] and gain["mean"] == 1.5 and gain["std"] == pytest.approx(math.sqrt(0.5))
 
 
-@pytest.mark.parametrize("gain, verdict", [
-    ({"mean": 2.0, "std": 0.2, "n": 3}, "reproduced"),
-    ({"mean": 0.5, "std": 0.1, "n": 3}, "partly"),  # real but under half the paper's 2 points
-    ({"mean": 1.5, "std": 3.0, "n": 3}, "partly"),  # big enough but within noise
-    ({"mean": -0.5, "std": 0.1, "n": 3}, "not reproduced"),
-    ({"mean": 2.0, "std": math.nan, "n": 1}, "partly"),  # one seed cannot show the gain is real
-])
-def test_gain_verdict(gain, verdict):
-    assert gain_verdict(gain, paper_gain=2.0)[0] == verdict
-
-
-def test_unsettled_names_the_line_a_mean_sits_on_within_two_standard_errors():
-    assert unsettled(1.51, 0.05, 2, lines=(4.5, 1.5)).startswith("within 2 standard errors of the rule's line at 1.5")
-    assert unsettled(1.47, 0.07, 3, lines=(4.5, 1.5)) != ""  # below the line, as close
-    assert unsettled(1.70, 0.05, 2, lines=(4.5, 1.5)) == ""  # 0.2 away, 2 standard errors are 0.07
-    assert unsettled(1.51, 0.0, 1, lines=(1.5,)) != ""  # one seed: no spread known, never settled near a line
-
-
 def tiny():
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64, 10))
 
 
 def test_train_seeds_is_repeatable_and_resumes_from_checkpoints(tmp_path):
     train, test = data.synthetic(256, size=16), data.synthetic(64, size=16, seed=1)
-    norm = data.Normalize.from_images(train.images)
+    norm = Normalize.from_images(train.images)
     options = dict(seeds=[0, 1], train_transform=norm, test_transform=norm)
     recipe = Recipe(lr=0.05, epochs=2, batch_size=32)
     first, models = experiment.train_seeds("tiny", tiny, recipe, train, test, checkpoints=tmp_path, **options)
@@ -86,7 +68,7 @@ def test_train_seeds_is_repeatable_and_resumes_from_checkpoints(tmp_path):
 
 def test_sweep_scores_a_diverging_rate_as_100_and_best_lr_picks_the_lowest_error():
     train = data.synthetic(128, size=16)
-    norm = data.Normalize.from_images(train.images)
+    norm = Normalize.from_images(train.images)
     sweep = experiment.sweep_lr("tiny", tiny, Recipe(lr=0, epochs=1, batch_size=32), [0.05, 1e12], train,
                                 train_transform=norm, extend=0)
     assert sweep["train_top1"].tolist() == [pytest.approx(sweep["train_top1"][0]), 100.0]
@@ -96,23 +78,22 @@ def test_sweep_scores_a_diverging_rate_as_100_and_best_lr_picks_the_lowest_error
 
 def test_channels_last_wraps_a_transform():
     x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
-    out = experiment.channels_last(None)(x, None)
+    out = channels_last(None)(x, None)
     assert out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_crop_errors_centre_and_ten_patches():
-    """A model that sees only the top-left pixel: right on the centre patch for some images, and the
-    ten-patch average is the mean of ten single-patch softmaxes."""
+def test_ten_patch_errors_centre_and_ten_patches():
+    """The centre patch's error and that of the ten patches' averaged softmax, each patch cut by hand:
+    corners, centre and their mirror images, whatever order torchvision's ten_crop yields them in."""
     torch.manual_seed(0)
     test = data.synthetic(40, size=12)
-    norm = data.Normalize.from_images(test.images)
+    norm = Normalize.from_images(test.images)
     model = tiny()
-    errors = experiment.crop_errors(model, test, norm, 10, batch_size=16)
+    errors = experiment.ten_patch_errors(model, test, norm, 10, batch_size=16)
     x = norm(test.images)
-    from alexnet_book.augment import ten_crop
-
+    windows = [x[..., r : r + 10, c : c + 10] for r, c in [(0, 0), (0, 2), (2, 0), (2, 2), (1, 1)]]
     with torch.no_grad():
-        probs = torch.stack([model(p).softmax(-1) for p in ten_crop(x, 10)])
+        probs = torch.stack([model(p).softmax(-1) for p in windows + [w.flip(-1) for w in windows]])
     centre = 100 * (probs[4].argmax(-1) != test.labels).float().mean().item()
     ten = 100 * (probs.mean(0).argmax(-1) != test.labels).float().mean().item()
     assert errors["centre_top1"] == pytest.approx(centre) and errors["ten_top1"] == pytest.approx(ten)
@@ -144,10 +125,36 @@ def test_sweep_extends_the_grid_past_an_edge_that_wins(monkeypatch):
     assert tried == [0.003, 0.01, 0.03]  # an inner minimum needs no extension
 
 
-def test_headline_prefers_a_measurement_over_a_bound():
-    ratios = pd.DataFrame({"ratio": [1.45, 1.47], "ratio_std": [0.07, 0.07], "bound": [True, False]},
+def test_describe_ratio_says_when_it_is_a_bound():
+    ratios = pd.DataFrame({"ratio": [1.45, 1.5], "ratio_std": [0.07, 0.1], "n": [3, 3], "bound": [True, False]},
                           index=["paper", "pytorch"])
-    assert experiment.headline(ratios, "paper") == "pytorch"
-    assert experiment.headline(ratios.assign(bound=False), "paper") == "paper"
-    assert experiment.headline(ratios.assign(bound=True), "paper") == "paper"
     assert experiment.describe_ratio(ratios.loc["paper"]) == "at least 1.45x ± 0.07"
+    assert experiment.describe_ratio(ratios.loc["pytorch"]) == "1.50x ± 0.10"
+
+
+def test_converged_needs_every_run_to_stop_improving():
+    flat = runs([("a", 0, e, 0, v) for e, v in enumerate([60, 45, 40, 39.8, 40.1, 39.9], 1)])
+    falling = runs([("a", 0, e, 0, v) for e, v in enumerate([60, 50, 45, 42, 40, 38], 1)])
+    assert experiment.converged(flat) and not experiment.converged(falling)
+    assert not experiment.converged(pd.concat([flat, falling.assign(seed=1)]))
+    assert not experiment.converged(flat.head(3))  # too short to tell
+
+
+def test_overfits_reads_the_final_gap_of_one_variant():
+    history = pd.DataFrame({"variant": ["a", "a", "b"], "seed": [0, 0, 0], "epoch": [1, 2, 2],
+                            "train_top1": [50.0, 20.0, 45.0], "test_top1": [55.0, 40.0, 46.0]})
+    assert experiment.overfitting_gap(history, "a") == 20.0
+    assert experiment.overfits(history, "a") and not experiment.overfits(history, "b")
+
+
+def test_ensemble_averages_softmax_outputs():
+    torch.manual_seed(0)
+    test = data.synthetic(64, size=16)
+    norm = Normalize.from_images(test.images)
+    models = [tiny(), tiny()]
+    errors = experiment.ensemble_errors(models, test, norm, batch_size=20)
+    x = channels_last(norm)(test.images, None)
+    with torch.no_grad():
+        probs = torch.stack([m.eval()(x).softmax(-1) for m in models])
+    assert errors["single"] == pytest.approx([100 * (p.argmax(-1) != test.labels).float().mean().item() for p in probs])
+    assert errors["ensemble"] == pytest.approx(100 * (probs.mean(0).argmax(-1) != test.labels).float().mean().item())

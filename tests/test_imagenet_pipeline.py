@@ -9,7 +9,9 @@ import torch
 from torchvision.io import write_jpeg
 
 from alexnet_book import data, train
-from alexnet_book.augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, TrainTransform
+from alexnet_book.augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, Normalize, TrainTransform
+from alexnet_book.loaders import FolderLoader
+from alexnet_book.timing import loader_throughput
 
 CLASSES = ("n01440764", "n01443537")
 SIZES = [(40, 60), (64, 48), (50, 50), (80, 30), (33, 77), (90, 64)]  # (height, width): shorter side varies
@@ -29,11 +31,11 @@ def tree(tmp_path):
     return tmp_path
 
 
-def augmenting(tree, **options) -> data.FolderLoader:
+def augmenting(tree, **options) -> FolderLoader:
     dataset = data.ImageFolderDataset(tree / "imagenet", "train")
     mean, std = torch.full((3,), 120.0), torch.full((3,), 60.0)
-    transform = TrainTransform(data.Normalize(mean, std), crop=224, lighting=(IMAGENET_EIGVAL, IMAGENET_EIGVEC))
-    return data.FolderLoader(dataset, 4, shuffle=True, seed=1, transform=transform, **options)
+    transform = TrainTransform(Normalize(mean, std), crop=224, lighting=(IMAGENET_EIGVAL, IMAGENET_EIGVEC))
+    return FolderLoader(dataset, 4, shuffle=True, seed=1, transform=transform, **options)
 
 
 def test_workers_decode_and_the_device_augments_paper_patches(tree):
@@ -44,7 +46,7 @@ def test_workers_decode_and_the_device_augments_paper_patches(tree):
     for x, y in batches:
         assert x.shape == (4, 3, 224, 224) and x.dtype == torch.float32 and set(y.tolist()) <= {0, 1}
     assert abs(torch.cat([x for x, _ in batches]).mean().item()) < 1.5  # normalized, not 0-255
-    speed = data.loader_throughput(loader, batches=10)
+    speed = loader_throughput(loader, batches=10)
     assert speed["images"] == 8 and speed["img_per_s"] > 0  # two timed batches after the first
     print(f"\nloader on the tiny tree (2 workers): {speed['img_per_s']:.0f} img/s")
 
@@ -69,7 +71,7 @@ def test_ranks_share_the_epoch_and_the_validation_set(tree):
     shards = [list(augmenting(tree, workers=0, rank=r, world_size=2).sampler) for r in (0, 1)]
     assert len(shards[0]) == len(shards[1]) == 6 and sorted(shards[0] + shards[1]) == list(range(12))
     val = data.ImageFolderDataset(tree / "imagenet", "val")
-    labels = [y for r in (0, 1) for _, y in data.FolderLoader(val, 2, rank=r, world_size=2, workers=0)]
+    labels = [y for r in (0, 1) for _, y in FolderLoader(val, 2, rank=r, world_size=2, workers=0)]
     assert sorted(torch.cat(labels).tolist()) == sorted(val.labels)  # every image once
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from alexnet_book import claims, qualitative, train
+from alexnet_book import qualitative, train
 from alexnet_book.model import AlexNet
 from alexnet_book.profiles import PROFILES
 
@@ -38,14 +38,6 @@ def test_group_contrast_finds_two_different_halves_and_not_a_mixed_split():
     assert qualitative.group_contrast(mixed, permutations=2000)["p_value"] > 0.01
     with pytest.raises(ValueError, match="even number"):
         qualitative.group_contrast(torch.rand(5))
-
-
-def test_specialization_verdict_needs_the_split_in_the_grouped_net_only():
-    split, none = {"difference": 0.3, "p_value": 0.001}, {"difference": 0.02, "p_value": 0.6}
-    assert claims.specialization_verdict(split, none)[0] == "reproduced"
-    assert claims.specialization_verdict(split, {"difference": 0.3, "p_value": 0.001})[0] == "partly"
-    assert claims.specialization_verdict({"difference": 0.05, "p_value": 0.03}, none)[0] == "partly"
-    assert claims.specialization_verdict(none, none)[0] == "not reproduced"
 
 
 def test_nearest_orders_by_euclidean_distance_and_same_class_rate_counts_matching_labels():

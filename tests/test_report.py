@@ -23,8 +23,8 @@ def test_block_lists_every_claim_the_figures_that_exist_and_the_run_time(tmp_pat
     (tmp_path / "cifar" / "reproduce.json").write_text(json.dumps({"02_relu_vs_tanh": 120.0}))
     block = report.readme_block("cifar")
     assert block.startswith(report.START) and block.endswith(report.END)
-    assert all(f"| C{i} |" in block for i in range(1, 13))
-    assert "1 partly" in block and "11 not measured yet" in block
+    assert all(f"| C{i} |" in block for i in range(1, 14))
+    assert "1 partly" in block and "12 not measured yet" in block
     assert "figure1.png" in block and "lrn_ablation.png" not in block  # only figures that exist
     assert "took 2 minutes of notebook time on cpu: test" in block
 

@@ -51,7 +51,7 @@ def test_only_selects_by_prefix_and_rejects_unknown(tmp_path, monkeypatch):
 def test_book_copies_keep_only_what_a_terminal_shows_of_progress_bars():
     import io
 
-    from nbformat.v4 import new_output
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
     from tqdm import tqdm
 
     stream = io.StringIO()
@@ -62,7 +62,8 @@ def test_book_copies_keep_only_what_a_terminal_shows_of_progress_bars():
     print("done", file=stream)
     raw = stream.getvalue()
     pieces = [new_output("stream", name="stderr", text=raw[i : i + 40]) for i in range(0, len(raw), 40)]
-    outputs = reproduce.coalesce_streams([*pieces, new_output("stream", name="stdout", text="result\n")])
+    cell = new_code_cell(outputs=[*pieces, new_output("stream", name="stdout", text="result\n")])
+    outputs = reproduce.terminal_streams(new_notebook(cells=[cell])).cells[0].outputs
     assert [o.name for o in outputs] == ["stderr", "stdout"]  # one output per stream, in order
     lines = outputs[0].text.splitlines()
     assert lines[0] == "starting" and lines[-1] == "done" and len(lines) == 3, lines
@@ -75,3 +76,17 @@ def test_render_terminal_applies_carriage_returns_and_cursor_up():
     assert reproduce.render_terminal("top\n\rinner\x1b[A\rTOP\n\r     \r") == "TOP\n"
     assert reproduce.render_terminal("\x1b[31mred\x1b[0m\n") == "red\n"
     assert reproduce.render_terminal("\r\n") == ""
+
+
+def test_nbconvert_alone_keeps_every_update_of_an_outer_bar():
+    """Why terminal_streams is not nbconvert's CoalesceStreamsPreprocessor: its carriage-return rule
+    deletes tqdm's cursor-up moves with the text before them, so a nested bar leaves one line per
+    update of the outer bar."""
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    text = "run: 0%\n\rinner 50%\x1b[A\rrun: 50%\n\rinner 99%\x1b[A\rrun: 100%\n"
+    nb = new_notebook(cells=[new_code_cell(outputs=[new_output("stream", name="stderr", text=text)])])
+    nbconvert_text = CoalesceStreamsPreprocessor().preprocess(nb, {})[0].cells[0].outputs[0].text
+    assert nbconvert_text == "run: 0%\nrun: 50%\nrun: 100%\n"
+    assert reproduce.render_terminal(text) == "run: 100%\ninner 99%\n"  # one line per bar

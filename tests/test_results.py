@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from alexnet_book.claims import CLAIMS, collect_claims, to_markdown, write_claims
+from alexnet_book.claims import CLAIMS
+from alexnet_book.report import collect_claims, to_markdown, write_claims
 from alexnet_book.results import Results
 from alexnet_book.runtime import pick_device, seed_everything, setup
 
@@ -53,8 +54,8 @@ def test_metrics_json_records_the_run_and_claims(tmp_path):
 
 def test_claim_rejects_unknown_ids_and_verdicts():
     results = Results("x", "smoke", torch.device("cpu"))
-    with pytest.raises(ValueError, match="unknown claim id 'C13'; valid ids: C1, C2"):
-        results.claim("C13", 1, "reproduced", "")
+    with pytest.raises(ValueError, match="unknown claim id 'C14'; valid ids: C1, C2"):
+        results.claim("C14", 1, "reproduced", "")
     with pytest.raises(ValueError, match="valid verdicts: reproduced, partly"):
         results.claim("C1", 1, "sort of", "")
 
@@ -69,12 +70,13 @@ def test_claims_table_has_every_claim_and_the_measured_ones(tmp_path):
     assert table["id"].tolist() == list(CLAIMS)
     c4 = table.set_index("id").loc["C4"]
     assert c4["ours"] == "1.8 ± 0.3 pp (n=3)" and c4["verdict"] == "partly" and c4["notebook"] == "03_local_response_norm"
-    assert table.set_index("id").loc["C3", "ours"] == "imagenet profile only"
+    assert table.set_index("id").loc["C3", ["ours", "note"]].tolist() == ["—", "imagenet profile only"]
     assert table.set_index("id").loc["C1", "verdict"] == "not measured yet"
     assert pd.read_csv(root / "claims.csv")["id"].tolist() == list(CLAIMS)
     markdown = (root / "claims.md").read_text()
     assert "[03_local_response_norm](../../notebooks/03_local_response_norm.ipynb)" in markdown
     assert markdown.count("\n") == len(CLAIMS) + 2
+    assert "| verdict | note |" in markdown and "imagenet profile only" in markdown
 
 
 def test_markdown_escapes_pipes():

@@ -2,11 +2,14 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from alexnet_book import data
+from alexnet_book.augment import Normalize
+from alexnet_book.engine import NonFiniteLossError, error_rates, evaluate, fit, topk_errors, train_epoch
+from alexnet_book.loaders import TensorLoader
 from alexnet_book.runtime import seed_everything
-from alexnet_book.train import NonFiniteLossError, evaluate, fit, topk_errors
 
 
 def small_net(dropout=0.0):
@@ -16,9 +19,9 @@ def small_net(dropout=0.0):
 
 def loaders(n_train=256, n_test=128, seed=0):
     train, test = data.synthetic(n_train, seed=seed), data.synthetic(n_test, seed=seed + 1)
-    norm = data.Normalize(*data.channel_stats(train.images))
-    return (data.TensorLoader(train, 32, shuffle=True, seed=seed, transform=norm),
-            data.TensorLoader(test, 64, transform=norm))
+    norm = Normalize(*data.channel_stats(train.images))
+    return (TensorLoader(train, 32, shuffle=True, seed=seed, transform=norm),
+            TensorLoader(test, 64, transform=norm))
 
 
 def test_topk_errors_counts_misses():
@@ -28,10 +31,31 @@ def test_topk_errors_counts_misses():
     assert topk_errors(logits[:, :3], torch.tensor([0, 0, 2])).tolist() == [1, 0]  # fewer classes than k
 
 
+def test_evaluate_counts_and_ten_patches():
+    """Plain: summed loss and misses; ten_crop: the centre patch and the averaged softmax of the ten
+    patches (corners, centre, their mirrors), cut by hand here."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 5 * 5, 10))
+    images, labels = torch.randn(12, 3, 9, 9), torch.randint(10, (12,))
+    batches = [(images[:5], labels[:5]), (images[5:], labels[5:])]
+    windows = [images[..., r : r + 5, c : c + 5] for r, c in [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]]
+    with torch.no_grad():
+        probs = torch.stack([model(w).softmax(-1) for w in windows + [w.flip(-1) for w in windows]])
+        plain = evaluate(model, [(windows[4], labels)])
+    assert plain["images"] == 12 and plain["top1"] == (model(windows[4]).argmax(-1) != labels).sum().item()
+    assert plain["loss"] == pytest.approx(F.cross_entropy(model(windows[4]), labels, reduction="sum").item(), rel=1e-5)
+    counts = evaluate(model, batches, ten_crop=5)
+    assert counts["images"] == 12
+    assert counts["centre_top1"] == (probs[4].argmax(-1) != labels).sum().item()
+    assert counts["ten_top1"] == (probs.mean(0).argmax(-1) != labels).sum().item()
+    rates = error_rates(counts)
+    assert rates["ten_top1"] == pytest.approx(100 * counts["ten_top1"] / 12) and "images" not in rates
+
+
 def test_fit_learns_synthetic_shapes_and_returns_history():
     seed_everything(0)
     model, (train, test) = small_net(), loaders(512)
-    before = evaluate(model, test)
+    before = error_rates(evaluate(model, test))
     history = fit(model, train, test, optimizer=torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9),
                   epochs=8, progress=False)
     assert list(history.columns) == ["epoch", "lr", "train_loss", "train_top1", "train_top5",
@@ -101,7 +125,5 @@ def test_nan_loss_stops_with_the_step(tmp_path):
 
 def test_nan_guard_checks_every_block_of_steps():
     model, (train, _) = NaNAfter(step=3), loaders()
-    from alexnet_book.train import train_epoch
-
     with pytest.raises(NonFiniteLossError, match="step 3"):
         train_epoch(model, train, torch.optim.SGD(model.parameters(), lr=0.01), 0, check_every=2, progress=False)

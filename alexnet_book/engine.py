@@ -1,0 +1,296 @@
+"""The training core that every notebook and the CLI use: train_epoch, fit, evaluate, checkpoints.
+
+fit() takes a model, loaders, an optimizer and an optional LR schedule, and returns the history
+as a pandas DataFrame with one row per epoch: top-1 and top-5 error (the paper reports error,
+not accuracy), train and test. It checkpoints every epoch and resumes from the checkpoint, and
+stops with a message naming the step when the loss turns NaN or infinite.
+
+The hot path holds no host syncs: losses and error counts accumulate on the device and are
+read once per `check_every` steps (the NaN guard) and once per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2.functional import ten_crop as ten_patches
+
+from . import distributed
+
+with warnings.catch_warnings():  # without ipywidgets tqdm.auto falls back to text bars, and says so in every notebook
+    warnings.filterwarnings("ignore", "IProgress not found")
+    from tqdm.auto import tqdm
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on request (Ctrl-C) between two steps; `partial` holds the unfinished
+    epoch's sums, which a checkpoint keeps so the resumed epoch reports the same numbers."""
+
+    def __init__(self, epoch: int, step: int, partial: dict | None = None):
+        super().__init__(f"stopped at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.partial = epoch, step, partial
+
+
+def topk_errors(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> torch.Tensor:
+    """Number of samples whose label is not among the top-k logits, for each k (a device tensor)."""
+    k_max = min(max(ks), logits.shape[1])
+    top = logits.topk(k_max, dim=1).indices
+    hit = top == labels.unsqueeze(1)
+    return torch.stack([(~hit[:, : min(k, k_max)].any(dim=1)).sum() for k in ks])
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """bf16/fp16 autocast when a dtype is given, else nothing."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader, amp_dtype: torch.dtype | None = None, *,
+             ten_crop: int | None = None) -> dict[str, float]:
+    """Error counts of `model` over `loader` (and every rank's share of it): the one evaluation.
+
+    Plain: {"loss": summed cross-entropy, "top1", "top5": misses, "images"}, the loader yielding
+    the model's inputs. With `ten_crop=size` (section 4.1's test procedure) the loader yields whole
+    normalized images; each is cut into its ten size x size patches (corners, centre and their
+    mirror images) and the counts are {"centre_top1", "centre_top5", "ten_top1", "ten_top5",
+    "images"}: the centre patch alone, and the softmax outputs of the ten averaged.
+    `error_rates` turns counts into percentages.
+    """
+    model.eval()
+    device = model_device(model)
+    keys = ("loss", "top1", "top5") if ten_crop is None else ("centre_top1", "centre_top5", "ten_top1", "ten_top5")
+    sums = torch.zeros(len(keys) + 1, device=device, dtype=torch.float64)
+    for x, y in loader:
+        if ten_crop is None:
+            with autocast(device, amp_dtype):
+                logits = model(x)
+            sums[0] += F.cross_entropy(logits.float(), y, reduction="sum")
+            sums[1:3] += topk_errors(logits, y)
+        else:
+            patches = torch.stack(ten_patches(x, [ten_crop])).flatten(0, 1).contiguous(memory_format=torch.channels_last)
+            with autocast(device, amp_dtype):
+                probs = model(patches).float().softmax(dim=-1).view(10, len(y), -1)
+            sums[0:2] += topk_errors(probs[4], y)  # patch 4 is the centre
+            sums[2:4] += topk_errors(probs.mean(dim=0), y)
+        sums[-1] += len(y)
+    sums = distributed.all_sum(sums)
+    return dict(zip((*keys, "images"), sums.tolist()))
+
+
+def error_rates(counts: dict[str, float]) -> dict[str, float]:
+    """evaluate's counts as rates: errors in %, the loss as a mean."""
+    images = counts["images"]
+    return {k: v / images if k == "loss" else 100 * v / images for k, v in counts.items() if k != "images"}
+
+
+# ---------------------------------------------------------------- training
+
+
+def check_finite(losses: torch.Tensor, first_step: int, epoch: int) -> None:
+    """Raise NonFiniteLossError naming the first step whose loss is NaN or infinite."""
+    bad = (~torch.isfinite(losses)).nonzero()
+    if len(bad):
+        step = first_step + int(bad[0])
+        raise NonFiniteLossError(
+            f"loss became {losses[bad[0]].item()} at epoch {epoch}, step {step}; training stopped. "
+            f"Lower the learning rate or check the data; the last good checkpoint (if any) is kept."
+        )
+
+
+def train_epoch(model, loader, optimizer, epoch: int, *, amp_dtype=None, check_every: int = 50,
+                progress: bool = True, stop: Callable[[], bool] | None = None,
+                resume: dict | None = None) -> dict[str, float]:
+    """One pass over `loader`; returns mean loss and top-1 / top-5 training error (in %).
+
+    `stop()`, asked after every step, ends the epoch early by raising Interrupted with the sums so
+    far; `resume` (those sums) finishes such an epoch from a loader positioned at its next step.
+    """
+    if len(loader) == 0:
+        raise ValueError("the training loader yields no batches (dataset smaller than one batch with drop_last?)")
+    model.train()
+    device = model_device(model)
+    losses = torch.zeros(len(loader), device=device)
+    errors = torch.zeros(2, device=device, dtype=torch.long)
+    count = checked = first = 0
+    if resume is not None:
+        first = checked = resume["step"]
+        losses[:first], count = resume["losses"].to(device), resume["count"]
+        errors += resume["errors"].to(device)
+    bar = tqdm(total=len(loader.dataset) // distributed.world_size(), initial=count, desc=f"epoch {epoch}",
+               unit="img", leave=False, disable=not progress, mininterval=2)
+    for step, (x, y) in enumerate(loader, first):
+        with autocast(device, amp_dtype):
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses[step] = loss.detach()
+        errors += topk_errors(logits.detach(), y)
+        count += len(y)
+        bar.update(len(y))
+        if step + 1 - checked == check_every:
+            check_finite(losses[checked : step + 1], checked, epoch)
+            checked = step + 1
+        if stop is not None and stop():
+            bar.close()
+            check_finite(losses[checked : step + 1], checked, epoch)  # never checkpoint a broken state
+            sums = {"step": step + 1, "losses": losses[: step + 1].cpu(), "errors": errors.cpu(), "count": count}
+            raise Interrupted(epoch, step + 1, sums)
+    bar.close()
+    check_finite(losses[checked:], checked, epoch)
+    # in a distributed run: every rank's mean loss and error counts (the ranks take equal steps)
+    totals = distributed.all_sum(torch.cat([losses.mean().double().view(1), errors.double(),
+                                            torch.tensor([count], device=device, dtype=torch.float64)]))
+    top1, top5 = (100 * totals[1:3] / totals[3]).tolist()
+    return {"loss": (totals[0] / distributed.world_size()).item(), "top1": top1, "top5": top5}
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    """Write atomically, so an interrupted save never leaves a broken checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def rng_state(device: torch.device) -> dict:
+    """The generators this process draws from: the CPU's, and its own GPU's when it trains on one
+    (only its own, so a checkpoint resumes on any number of GPUs, and a CPU run never starts CUDA)."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside DistributedDataParallel and torch.compile: checkpoints hold its
+    weights, so a run can resume with any number of processes, compiled or not."""
+    while True:
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):  # torch.compile's wrapper
+            model = model._orig_mod
+        else:
+            return model
+
+
+class CheckpointMismatch(RuntimeError):
+    """A checkpoint that cannot resume in this run."""
+
+
+def check_world_size(state: dict) -> None:
+    """A checkpoint taken in the middle of an epoch resumes only with the world size that took it:
+    with another, the ranks' shards of the epoch differ, and images would repeat or be skipped."""
+    saved = len(state["loader"]) if isinstance(state.get("loader"), list) else 1
+    if state.get("partial") is not None and saved != distributed.world_size():
+        raise CheckpointMismatch(f"the checkpoint was taken in the middle of an epoch by {saved} process(es); resume it with "
+                         f"{saved} (torchrun --nproc_per_node={saved}), or with any number after its epoch's end: "
+                         f"this run has {distributed.world_size()}")
+
+
+def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: torch.optim.Optimizer,
+        epochs: int, scheduler=None, checkpoint: str | Path | None = None, amp_dtype: torch.dtype | None = None,
+        desc: str = "train", progress: bool = True, batch_progress: bool = True,
+        stop_at_train_top1: float | None = None, stop: Callable[[], bool] | None = None,
+        write_checkpoint: bool = True, on_epoch: Callable[[list[dict]], None] | None = None) -> pd.DataFrame:
+    """Train for `epochs` epochs and return the per-epoch history as a DataFrame.
+
+    The scheduler steps once per epoch (ReduceLROnPlateau on the test top-1 error, else
+    `.step()`). With `checkpoint`, the state is saved after every epoch and a rerun resumes
+    from it: on CPU the resumed run ends with the same weights as an uninterrupted one.
+    `stop_at_train_top1` ends training early once the training error falls to that value (in %).
+    `batch_progress=False` keeps the per-epoch bar and drops the per-batch one (for many short runs).
+
+    `stop()` (e.g. Ctrl-C) ends training at the next step with Interrupted; when the loader can
+    report its position (loaders.EpochPosition) the checkpoint then holds the unfinished epoch too,
+    and the rerun continues from that step. `write_checkpoint=False` reads the checkpoint to
+    resume but never writes it (all ranks but one of a distributed run). `on_epoch(history)` runs
+    after each epoch's checkpoint (e.g. to log it).
+    """
+    checkpoint = Path(checkpoint) if checkpoint else None
+    device = model_device(model)
+    history, start, partial = [], 0, None
+    if checkpoint and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        check_world_size(state)
+        unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(distributed.own(state["rng"]), device)
+        history, start, partial = state["history"], state["epoch"] + 1, state.get("partial")
+        if stop_at_train_top1 is not None and history and history[-1]["train_top1"] <= stop_at_train_top1:
+            return pd.DataFrame(history)  # the run had already stopped early
+
+    def save(last_epoch: int, **extra) -> None:
+        # every rank's RNG state (a collective), so a resumed distributed run draws on as before
+        rng = distributed.gather(rng_state(device))
+        if checkpoint and write_checkpoint:
+            save_checkpoint(checkpoint, model=unwrap(model).state_dict(), optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict() if scheduler is not None else None,
+                            rng=rng, history=history, epoch=last_epoch, **extra)
+
+    bar = tqdm(range(start, epochs), desc=desc, unit="epoch", disable=not progress, initial=start, total=epochs)
+    for epoch in bar:
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
+        if partial is not None:  # the checkpoint was taken in the middle of this epoch
+            train_loader.load_state_dict(distributed.own(state["loader"]))
+        tic = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        try:
+            train = train_epoch(model, train_loader, optimizer, epoch, amp_dtype=amp_dtype,
+                                progress=progress and batch_progress, stop=stop, resume=partial)
+        except Interrupted as interrupted:
+            if checkpoint and hasattr(train_loader, "state_dict"):
+                save(epoch - 1, partial=interrupted.partial, loader=distributed.gather(train_loader.state_dict()))
+            raise
+        partial = None
+        seconds = time.perf_counter() - tic
+        test = error_rates(evaluate(model, test_loader, amp_dtype)) if test_loader is not None else {}
+        row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
+               **{f"test_{k}": v for k, v in test.items()}, "seconds": seconds}
+        history.append(row)
+        bar.set_postfix({f"{split}_top1": f"{row[f'{split}_top1']:.1f}%" for split in ("train", "test") if f"{split}_top1" in row})
+        if scheduler is not None:
+            plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+            scheduler.step(test["top1"]) if plateau else scheduler.step()
+        if checkpoint:
+            save(epoch)
+        if on_epoch is not None:
+            on_epoch(history)
+        if stop_at_train_top1 is not None and train["top1"] <= stop_at_train_top1:
+            break
+        if stop is not None and epoch + 1 < epochs and stop():
+            raise Interrupted(epoch + 1, 0)
+    return pd.DataFrame(history)

@@ -1,0 +1,134 @@
+"""Every verdict rule in claims.py: the five words, the regime check, bounds and single seeds."""
+
+import math
+
+import pytest
+
+from alexnet_book import claims
+from alexnet_book.claims import INCONCLUSIVE, NOT_MEASURED, NOT_REPRODUCED, PARTLY, REPRODUCED
+
+
+def stats(mean, std, n):
+    return {"mean": mean, "std": std, "n": n}
+
+
+@pytest.mark.parametrize("gain, verdict", [
+    (stats(2.0, 0.3, 3), REPRODUCED),  # interval 1.65-2.35 excludes 0, mean >= half of 2
+    (stats(0.6, 0.1, 3), PARTLY),  # real, but under half the paper's 2
+    (stats(-0.2, 0.3, 3), NOT_REPRODUCED),  # interval -0.55-0.15 covers 0, excludes 2
+    (stats(0.5, 2.5, 3), INCONCLUSIVE),  # interval -2.4-3.4 covers both 0 and 2
+    (stats(5.0, 0.0, 1), INCONCLUSIVE),  # one seed is never more than inconclusive
+    (stats(5.0, math.nan, 2), INCONCLUSIVE),
+])
+def test_effect_verdict_reads_the_interval(gain, verdict):
+    assert claims.effect_verdict(gain, paper=2.0) == verdict
+
+
+def test_outside_the_regime_every_gain_is_inconclusive():
+    assert claims.effect_verdict(stats(2.0, 0.3, 3), 2.0, regime_reached=False) == INCONCLUSIVE
+    verdict, rule, note = claims.c4_lrn_cifar(stats(3.5, 0.3, 3), converged=False)
+    assert verdict == INCONCLUSIVE and "regime not reached" in note and "2 standard errors" in rule
+
+
+def test_interval_is_two_standard_errors():
+    low, high = claims.interval(stats(1.0, 0.3, 9))
+    assert (low, high) == pytest.approx((0.8, 1.2))
+    assert claims.interval(stats(1.0, 0.3, 1)) == (-math.inf, math.inf)
+
+
+def test_c1_bound_decides_only_past_the_line():
+    measured = claims.c1_relu_speedup(stats(6.0, 0.5, 3), crossed=True)
+    assert measured[0] == REPRODUCED and measured[2] == "every run crossed 25%"
+    assert claims.c1_relu_speedup(stats(1.5, 0.05, 3), crossed=True)[0] == PARTLY  # real, under 3.5x
+    assert claims.c1_relu_speedup(stats(1.02, 0.05, 3), crossed=True)[0] == NOT_REPRODUCED
+    bound = claims.c1_relu_speedup(stats(1.64, 0.06, 2), crossed=False)
+    assert bound[0] == INCONCLUSIVE and "lower bound" in bound[2]  # 'at least 1.64x' says nothing against 6x
+    assert claims.c1_relu_speedup(stats(5.0, 0.1, 3), crossed=False)[0] == REPRODUCED  # the bound itself passes
+
+
+def test_c1_near_a_line_says_it_is_not_settled():
+    assert "not settled" in claims.c1_relu_speedup(stats(3.6, 0.3, 3), crossed=True)[2]
+
+
+def test_c2_needs_two_seeds_and_trained_nets():
+    assert claims.c2_two_gpus(stats(1.7, math.nan, 1), converged=True)[0] == INCONCLUSIVE
+    assert claims.c2_two_gpus(stats(1.7, 0.2, 2), converged=True)[0] == REPRODUCED
+    assert claims.c2_two_gpus(stats(1.7, 0.2, 2), converged=False)[0] == INCONCLUSIVE
+
+
+def test_c3_and_c10_need_imagenet():
+    assert claims.c3_lrn_imagenet()[0] == NOT_MEASURED
+    assert claims.c10_imagenet_error(38.0, 16.0, imagenet=False)[0] == NOT_MEASURED
+    assert claims.c10_imagenet_error(41.5, 18.9, imagenet=True)[0] == REPRODUCED
+    assert claims.c10_imagenet_error(45.0, 18.9, imagenet=True)[0] == NOT_REPRODUCED
+
+
+def test_c5_and_c7_need_a_net_that_overfits():
+    assert claims.c5_overlapping_pooling(stats(0.52, 0.71, 3), overfits=True)[0] == INCONCLUSIVE
+    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), overfits=False)[0] == INCONCLUSIVE
+    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), overfits=True)[0] == REPRODUCED
+    verdict, _, note = claims.c7_pca_lighting(stats(-0.85, 2.42, 3), overfits=False)
+    assert verdict == INCONCLUSIVE and "does not overfit" in note
+    assert claims.c7_pca_lighting(stats(-0.3, 0.2, 3), overfits=True)[0] == NOT_REPRODUCED
+
+
+def test_c6_counts():
+    assert claims.c6_size(60_965_224, 658_440)[0] == REPRODUCED
+    assert claims.c6_size(40_000_000, 658_440)[0] == NOT_REPRODUCED
+
+
+def test_c8_ten_patches():
+    assert claims.c8_ten_patches(stats(1.17, 0.03, 3))[0] == REPRODUCED
+    assert claims.c8_ten_patches(stats(0.3, 0.03, 3))[0] == PARTLY
+
+
+def test_c9_needs_overfitting_and_a_ratio_that_is_not_a_bound():
+    gap, ratio = stats(20.8, 1.9, 3), stats(2.0, 0.2, 3)
+    assert claims.c9_dropout(gap, ratio, overfits=True, converged=True)[0] == REPRODUCED
+    assert claims.c9_dropout(gap, ratio, overfits=False, converged=True)[0] == INCONCLUSIVE
+    lower_bound = claims.c9_dropout(gap, stats(1.67, 0.52, 3), overfits=True, converged=False)
+    assert lower_bound[0] == INCONCLUSIVE and "lower bound" in lower_bound[2]
+    assert claims.c9_dropout(gap, stats(5.0, 0.2, 3), overfits=True, converged=False)[0] == PARTLY
+    assert claims.c9_dropout(gap, stats(1.05, 0.05, 3), overfits=True, converged=True)[0] == PARTLY
+    assert claims.c9_dropout(stats(-1.0, 0.3, 3), ratio, overfits=True, converged=True)[0] == NOT_REPRODUCED
+
+
+def test_c11_needs_kernels_that_moved_and_two_runs():
+    split, none = {"difference": 0.3, "p_value": 0.001}, {"difference": 0.02, "p_value": 0.6}
+    assert claims.c11_colour_groups(split, none, runs=2, moved=True)[0] == REPRODUCED
+    assert claims.c11_colour_groups(split, split, runs=2, moved=True)[0] == PARTLY
+    assert claims.c11_colour_groups({"difference": 0.05, "p_value": 0.03}, none, runs=2, moved=True)[0] == PARTLY
+    assert claims.c11_colour_groups(none, none, runs=2, moved=True)[0] == NOT_REPRODUCED
+    verdict, _, note = claims.c11_colour_groups(none, none, runs=1, moved=False)
+    assert verdict == INCONCLUSIVE and "near their random start" in note
+    assert claims.c11_colour_groups(split, none, runs=1, moved=True)[0] == INCONCLUSIVE
+
+
+def test_c12_needs_converged_nets():
+    assert claims.c12_depth(stats(-1.18, 1.72, 3), converged=False)[0] == INCONCLUSIVE
+    assert claims.c12_depth(stats(-0.5, 0.3, 3), converged=True)[0] == NOT_REPRODUCED
+    assert claims.c12_depth(stats(2.1, 0.4, 3), converged=True)[0] == REPRODUCED
+
+
+def test_c13_needs_two_trained_nets():
+    assert claims.c13_ensemble(stats(2.0, 0.4, 5), models=3, converged=True)[0] == REPRODUCED
+    assert claims.c13_ensemble(stats(2.0, 0.4, 5), models=1, converged=True)[0] == INCONCLUSIVE
+    verdict, _, note = claims.c13_ensemble(stats(0.8, 0.2, 5), models=3, converged=True)
+    assert verdict == PARTLY and "3 nets averaged" in note
+
+
+def test_unsettled_names_the_line_a_mean_sits_on_within_two_standard_errors():
+    assert claims.unsettled(1.51, 0.05, 2, lines=(4.5, 1.5)).startswith("within 2 standard errors of the rule's line at 1.5")
+    assert claims.unsettled(1.70, 0.05, 2, lines=(4.5, 1.5)) == ""  # 0.2 away, 2 standard errors are 0.07
+    assert claims.unsettled(1.51, 0.0, 1, lines=(1.5,)) != ""  # one seed: no spread known, never settled near a line
+
+
+def test_every_claim_has_a_rule_and_a_regime():
+    rules = {name.split("_")[0].upper() for name in dir(claims) if name[0] == "c" and name[1:2].isdigit()}
+    assert rules == set(claims.CLAIMS)
+    assert all(claim.regime for claim in claims.CLAIMS.values())
+
+
+def test_claim_entry_rejects_unknown_ids_and_verdicts():
+    with pytest.raises(ValueError, match="valid verdicts: reproduced, partly, not reproduced, inconclusive at this budget"):
+        claims.claim_entry("C1", 1.0, "sort of", "")
