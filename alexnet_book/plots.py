@@ -146,7 +146,9 @@ def train_test_curves(history, title: str = ""):
         right.plot(mean.index, mean["gap"], color=f"C{i}", label=variant)
         right.fill_between(band.index, band["min"], band["max"], color=f"C{i}", alpha=0.2)
     left.set(xlabel="epochs", ylabel="top-1 error (%)", title="training (dashed) and test (solid) error")
-    right.set(xlabel="epochs", ylabel="test − training error (points)", title="overfitting gap (band: min-max over seeds)")
+    right.axhline(0, color="gray", lw=0.8)
+    right.set(xlabel="epochs", ylabel="test − training error (points)",
+              title="overfitting gap (band: min-max over seeds)\nbelow 0: not overfitting (training error is measured with dropout on)")
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -184,8 +186,10 @@ def augmentations(images: torch.Tensor, crop: int, lighting, generator: torch.Ge
     crops = [random_crop_flip(images, crop, generator) for _ in range(draws)]
     lit = [pca_lighting(images.float(), *lighting, generator, std=lighting_std).clamp(0, 255).to(torch.uint8)
            for _ in range(draws)]
+    # the lighting noise itself, x 5 around mid-grey: one colour per image, the same at every pixel
+    difference = (128 + 5 * (lit[0].float() - images.float())).clamp(0, 255).to(torch.uint8)
     columns = [("original", images)] + [(f"crop+flip {i + 1}", c) for i, c in enumerate(crops)] + \
-              [(f"lighting {i + 1}", x) for i, x in enumerate(lit)]
+              [(f"lighting {i + 1}", x) for i, x in enumerate(lit)] + [("lit 1 − orig. ×5", difference)]
     fig, axes = plt.subplots(len(images), len(columns), figsize=(len(columns) * 1.1, len(images) * 1.15), squeeze=False)
     for j, (title, batch) in enumerate(columns):
         axes[0][j].set_title(title, fontsize=7)
@@ -245,6 +249,34 @@ def schedule(history):
         ax.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys(), fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def paired_differences(history, pairs: dict, paper: float | None = None, column: str = "test_top1",
+                       ylabel: str = "error saved (points)", title: str = ""):
+    """A claim that is a difference, seed by seed: for each label -> (worse, better) variant pair, the final
+    `column` of `worse` minus that of `better` per seed (dots), their mean ± 2 standard errors (bar), zero
+    (no effect) and the paper's effect (dashed)."""
+    from .experiment import paired_gain
+
+    fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(pairs), 3.6))
+    for i, (label, (worse, better)) in enumerate(pairs.items()):
+        gain = paired_gain(history, worse=worse, better=better, column=column)
+        seeds = np.array(gain["per_seed"], dtype=float)
+        ax.scatter(np.full(len(seeds), i) + np.linspace(-0.08, 0.08, len(seeds)), seeds, color="C0", zorder=3,
+                   label="one seed" if i == 0 else None)
+        if gain["n"] > 1:
+            half = 2 * gain["std"] / np.sqrt(gain["n"])
+            ax.errorbar(i + 0.25, gain["mean"], yerr=half, fmt="s", color="C3", capsize=5,
+                        label="mean ± 2 standard errors" if i == 0 else None)
+    ax.axhline(0, color="gray", lw=1)
+    if paper is not None:
+        ax.axhline(paper, color="C2", ls="--", lw=1.2, label=f"paper: {paper:g}")
+    ax.set_xticks(range(len(pairs)), list(pairs), fontsize=8)
+    ax.set_xlim(-0.6, len(pairs) - 0.4)
+    ax.set(ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
     return fig
 
 

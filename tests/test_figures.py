@@ -52,3 +52,21 @@ def test_layer_times_feed_a_channels_last_model_channels_last_inputs_under_autoc
         lambda module, args: seen.append((args[0].is_contiguous(memory_format=torch.channels_last), torch.is_autocast_enabled("cpu"))))
     timing.layer_times(net, torch.randn(1, 3, 224, 224), repeats=1, amp_dtype=torch.bfloat16)
     assert seen and all(cl and amp for cl, amp in seen)
+
+
+def test_paired_differences_draw_each_seed_and_the_paper_line():
+    import pandas as pd
+
+    history = pd.DataFrame({"variant": ["a", "a", "a", "b", "b", "b"], "seed": [0, 1, 2] * 2, "epoch": [5] * 6,
+                            "test_top1": [40.0, 41.0, 42.0, 39.0, 39.5, 41.5]})
+    fig = plots.paired_differences(history, {"b vs a": ("a", "b")}, paper=2.0)
+    ax = fig.axes[0]
+    assert sorted(ax.collections[0].get_offsets()[:, 1]) == [0.5, 1.0, 1.5]  # a minus b, seed by seed
+    assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [2.0]
+
+
+def test_augmentations_show_the_lighting_difference():
+    images = data.synthetic(2, size=16).images
+    fig = plots.augmentations(images, crop=12, lighting=(torch.tensor([0.2, 0.02, 0.004]), torch.eye(3)),
+                              generator=torch.Generator().manual_seed(0), draws=2)
+    assert fig.axes[-1].get_title() == "" and any("− orig." in ax.get_title() for ax in fig.axes)
