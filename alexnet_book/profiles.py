@@ -85,6 +85,20 @@ CIFAR_SECTION_BUDGETS = {
     "10_depth_ablation": Budget(epochs=20, train_size=10_000, seeds=(0, 1, 2)),
 }
 
+# The same notebooks on one GPU (`<notebook>@cuda`): all 50,000 images, five seeds, epochs enough to converge.
+# ESTIMATES, not yet measured (no GPU has run this code): CifarAlexNet takes ~0.17 GFLOP per training image,
+# so at a few percent of an H100's bf16 rate, launch-bound at batch 128, an epoch of 50,000 images takes
+# ~2-5 s; a notebook then takes 15-60 minutes. Layers80Sec is smaller still.
+CIFAR_GPU_BUDGETS = {
+    "02_relu_vs_tanh@cuda": Budget(epochs=150, seeds=(0, 1, 2, 3, 4), sweep_epochs=2),  # a cap: runs stop at 25%
+    "03_local_response_norm@cuda": Budget(epochs=80, seeds=(0, 1, 2, 3, 4), sweep_epochs=2),  # converged (C4)
+    "04_overlapping_pooling@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),  # overfits without dropout (C5)
+    "05_data_augmentation@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),  # overfits unaugmented (C7)
+    "06_dropout@cuda": Budget(epochs=100, seeds=(0, 1, 2, 3, 4)),  # dropout runs converge (C9), 5-net ensemble (C13)
+    "07_training_recipe@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4), sweep_epochs=15),  # init trials: learns late?
+    "10_depth_ablation@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),  # converged (C12)
+}
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -120,12 +134,13 @@ PROFILES: dict[str, Profile] = {
             "00_setup": Budget(),
             "01_architecture": Budget(batch_size=16),
             **CIFAR_SECTION_BUDGETS,
+            **CIFAR_GPU_BUDGETS,
             # The paper's AlexNet on CIFAR-10 upscaled to 224: about 40 min per run on 2 CPU cores, so the
             # grouped net and C2's one-GPU net (cheaper) fit 90 min together. Sized from measured rates
             # (1 thread, bf16, channels_last): 27 training img/s and 55 ten-patch test patches/s per core.
             "08_full_training": Budget(epochs=10, train_size=10_000, test_size=1_000),
             # with a GPU the same notebook trains on all of CIFAR-10 until the plateau schedule ends
-            "08_full_training@cuda": Budget(epochs=60),
+            "08_full_training@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),
             "09_qualitative": Budget(),  # looks at notebook 08's nets; trains nothing
             "11_report": Budget(),
         },
@@ -141,6 +156,7 @@ PROFILES: dict[str, Profile] = {
             "00_setup": Budget(train_size=10_000, test_size=10_000),
             "01_architecture": Budget(batch_size=128),
             **CIFAR_SECTION_BUDGETS,  # the section experiments run on CIFAR-10 here too (data.experiment_data)
+            **CIFAR_GPU_BUDGETS,
             # the paper's run: all of ILSVRC-2012 for about 90 epochs at batch 128
             "08_full_training": Budget(epochs=90),
             "09_qualitative": Budget(),

@@ -33,7 +33,17 @@ def test_a_device_budget_takes_precedence_on_that_device_only():
     cifar = get_profile("cifar")
     assert cifar.budget("08_full_training", "cuda") == cifar.budgets["08_full_training@cuda"]
     assert cifar.budget("08_full_training", "cpu") == cifar.budgets["08_full_training"]
-    assert cifar.budget("02_relu_vs_tanh", "cuda") == cifar.budget("02_relu_vs_tanh")
+    assert cifar.budget("01_architecture", "cuda") == cifar.budget("01_architecture")
+
+
+def test_every_training_notebook_has_a_converged_gpu_budget():
+    cifar = get_profile("cifar")
+    training = sorted(name for name in cifar.budgets if "@" not in name and cifar.budgets[name].epochs > 1)
+    assert training == ["02_relu_vs_tanh", "03_local_response_norm", "04_overlapping_pooling", "05_data_augmentation",
+                        "06_dropout", "07_training_recipe", "08_full_training", "10_depth_ablation"]
+    for name in training:
+        gpu = cifar.budget(name, "cuda")
+        assert gpu.train_size is None and len(gpu.seeds) == 5 and gpu.epochs > cifar.budget(name, "cpu").epochs, name
 
 
 
