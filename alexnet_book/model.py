@@ -118,24 +118,28 @@ class _LRNFunction(torch.autograd.Function):
 
         dL/dx = g * t^-beta - 2 * scale * beta * x * window_sum(g * y / t).
 
-    (make bench times it against torch.nn.LocalResponseNorm.)"""
+    Everything is computed in fp32 at least, whatever the input's dtype (under bf16 autocast the denominator in
+    bf16 was off by up to 1.2%); the output and the gradient are rounded back to the input's dtype
+    once. (make bench times it against torch.nn.LocalResponseNorm.)"""
 
     @staticmethod
     def forward(ctx, x, size, scale, beta, k, groups):
-        t = _window_sum(x.square(), size, groups).mul_(scale).add_(k)  # in place: the same rounding, less memory
+        x32 = x.to(torch.promote_types(x.dtype, torch.float32))  # fp32 at least (float64 stays)
+        t = _window_sum(x32.square(), size, groups).mul_(scale).add_(k)  # in place: the same rounding, less memory
         r = t.pow(-beta)
         ctx.save_for_backward(x, t, r)
         ctx.settings = size, scale, beta, groups
-        return x * r
+        return (x32 * r).to(x.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
         x, t, r = ctx.saved_tensors
         size, scale, beta, groups = ctx.settings
-        gr = g * r
-        inner = _window_sum((gr * x).div_(t), size, groups)  # g * y / t, with y = x * r
-        return gr.sub_(x.mul(2 * scale * beta).mul_(inner)), None, None, None, None, None
+        x32 = x.to(t.dtype)
+        gr = g.to(t.dtype) * r
+        inner = _window_sum((gr * x32).div_(t), size, groups)  # g * y / t, with y = x * r
+        return gr.sub_(x32.mul(2 * scale * beta).mul_(inner)).to(g.dtype), None, None, None, None, None
 
 
 def activation_layer(name: str) -> nn.Module:

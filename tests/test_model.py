@@ -208,9 +208,18 @@ def test_lrn_channels_last_and_low_precision():
     expected = lrn(x)
     torch.testing.assert_close(lrn(x.contiguous(memory_format=torch.channels_last)), expected)
     for dtype in (torch.float16, torch.bfloat16):
-        out = lrn(x.to(dtype))
+        low = x.to(dtype).requires_grad_()
+        out = lrn(low)
         assert out.dtype == dtype
         torch.testing.assert_close(out.float(), expected, rtol=2e-2, atol=2e-2)
+        # computed in fp32 and rounded once: exactly the fp32 result on the same inputs, rounded
+        same = low.detach().float().requires_grad_()
+        reference = lrn(same)
+        assert torch.equal(out, reference.to(dtype))
+        grad = torch.randn_like(reference)
+        out.backward(grad.to(dtype))
+        reference.backward(grad.to(dtype).float())
+        assert low.grad.dtype == dtype and torch.equal(low.grad, same.grad.to(dtype))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
