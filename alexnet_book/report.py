@@ -116,6 +116,19 @@ def reproduce_minutes(profile_dir: Path) -> dict[str, float]:
     return {name: seconds[name] / 60 for name in sorted(seconds)}
 
 
+def describe_budget(notebook_dir: Path) -> str:
+    """'15 epochs on 10,000 training images, 3 seeds' from the budget a notebook's metrics.json recorded."""
+    run = json.loads((notebook_dir / "metrics.json").read_text())["run"]
+    budget = run.get("budget")
+    seeds = len((budget or run)["seeds"])
+    if budget is None:  # a run from before metrics.json recorded its budget: what its history shows
+        history = notebook_dir / "history.csv"
+        epochs = f", {pd.read_csv(history)['epoch'].max()} epochs (from history.csv)" if history.exists() else ""
+        return f"{seeds} seed{'s' if seeds > 1 else ''}{epochs}; budget not recorded"
+    images = "all training images" if budget["train_size"] is None else f"{budget['train_size']:,} training images"
+    return f"{budget['epochs']} epoch(s) on {images}, {seeds} seed{'s' if seeds > 1 else ''}"
+
+
 def readme_block(profile: str = "cifar") -> str:
     """The README's results section: the claims table, the key figures and the measured run time."""
     profile_dir = results_root() / profile
@@ -125,6 +138,11 @@ def readme_block(profile: str = "cifar") -> str:
     lines = [START, "", f"Generated from `{relative}/` ({len(table)} claim rows: "
              + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()) + ").", "",
              to_markdown(table, link_prefix="notebooks/", columns=README_COLUMNS)]
+    lines += ["What each claim was tested on (the regime it needs; the budget of the run that measured it):", ""]
+    lines += [f"- **{row.id}** ({row.notebook or 'no notebook yet'}): regime: {CLAIMS[row.id].regime}; "
+              f"{describe_budget(profile_dir / row.notebook) if row.notebook else 'not run'}."
+              for row in table.drop_duplicates("id").itertuples()]
+    lines.append("")
     minutes = reproduce_minutes(profile_dir)
     if minutes:
         records = run_records(profile_dir)

@@ -82,10 +82,10 @@ def run_record(profile: str, device: torch.device, seeds) -> dict:
 class Results:
     """A notebook's results folder: figures, tables, measurements and claim entries."""
 
-    def __init__(self, notebook: str, profile: str, device: torch.device, seeds=(0,)):
+    def __init__(self, notebook: str, profile: str, device: torch.device, seeds=(0,), budget: dict | None = None):
         self.dir = results_root() / profile / notebook
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.record = run_record(profile, device, seeds)
+        self.record = {**run_record(profile, device, seeds), "budget": budget}
         self.metrics: dict = {}
         self.claims: list[dict] = []
         self._start = time.perf_counter()

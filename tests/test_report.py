@@ -27,6 +27,10 @@ def test_block_lists_every_claim_the_figures_that_exist_and_the_run_time(tmp_pat
     assert "1 partly" in block and "12 not measured yet" in block
     assert "figure1.png" in block and "lrn_ablation.png" not in block  # only figures that exist
     assert "took 2 minutes of notebook time on cpu: test" in block
+    assert "- **C1** (02_relu_vs_tanh): regime: every run crosses 25% training error; 1 seed; budget not recorded" in block
+    run["budget"] = {"epochs": 15, "train_size": 10_000, "seeds": [0, 1, 2]}
+    (nb / "metrics.json").write_text(json.dumps({"run": run, "metrics": {}, "claims": [claim]}))
+    assert "15 epoch(s) on 10,000 training images, 3 seeds" in report.readme_block("cifar")
 
 
 def test_with_block_replaces_only_the_generated_part():
