@@ -148,16 +148,30 @@ def decode_files(files: list[Path], chunk: int = 2048) -> torch.Tensor:
     return torch.stack(images)
 
 
+def fingerprint(source: Path) -> str:
+    """The source's resolved path and every file below it with its size: a changed data folder (a file
+    added, removed or rewritten to another size) gets a new cache entry instead of a stale one."""
+    digest = hashlib.sha1(str(source.resolve()).encode())
+    for folder, dirs, files in sorted(os.walk(source)):
+        dirs.sort()
+        for name in sorted(files):
+            digest.update(f"{Path(folder, name).relative_to(source)}:{os.path.getsize(Path(folder, name))}\n".encode())
+    return digest.hexdigest()[:10]
+
+
 def cached(name: str, source: Path, build) -> dict:
-    """Load `build()`'s result from the cache, keyed by the resolved source path; build it once."""
-    key = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:10]
-    path = cache_dir() / f"{name}-{key}.pt"
+    """Load `build()`'s result from the cache, keyed by the source's `fingerprint`; build it once.
+
+    Each process writes its own temporary file and renames it into place (atomic), so processes that
+    build the same cache at once (torchrun on a cold cache) never read a half-written one."""
+    path = cache_dir() / f"{name}-{fingerprint(source) if source.exists() else 'missing'}.pt"
     if path.exists():
         return torch.load(path)
     value = build()
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(value, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").rename(path)  # atomic: an interrupted run leaves no half-written cache
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(value, tmp)
+    os.replace(tmp, path)
     return value
 
 

@@ -128,10 +128,10 @@ class StopRequest:
         return self.requested
 
 
-def resolve_config(args: argparse.Namespace) -> dict:
-    """Every setting of the run, the profile's budget filled in: what config.json records."""
+def resolve_config(args: argparse.Namespace, device: torch.device) -> dict:
+    """Every setting of the run, the profile's budget for this device filled in: what config.json records."""
     profile = get_profile(args.profile)
-    budget = profile.budget(NOTEBOOK)
+    budget = profile.budget(NOTEBOOK, device.type)
     config = {**vars(args), "profile": profile.name, "world_size": distributed.world_size()}
     for key in ("epochs", "batch_size", "train_size", "test_size"):
         if config[key] is None:
@@ -260,9 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     check_versions()
     try:
         device = distributed.start(pick_device(args.device))
+        benchmark = torch.backends.cudnn.benchmark
         try:
-            return train(resolve_config(args), device)
+            torch.backends.cudnn.benchmark = device.type == "cuda"  # one input size: cuDNN times its kernels once
+            return train(resolve_config(args, device), device)
         finally:
+            torch.backends.cudnn.benchmark = benchmark  # only for this run: the caller's setting comes back
             distributed.finish()
     except (*USER_ERRORS, engine.NonFiniteLossError) as error:
         if args.debug:
@@ -277,8 +280,6 @@ def train(config: dict, device: torch.device) -> int:
     profile, out = get_profile(config["profile"]), Path(config["out"])
     checkpoint = prepare_out(config)
     seed_everything(config["seed"] + distributed.rank())  # each rank its own dropout masks; DDP syncs the init
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # one input size: let cuDNN time its kernels once and pick
     amp_dtype = AMP[config["amp"]]
     inputs = (folder_inputs if profile.dataset == "imagenet" else memory_inputs)(profile, config, device)
     batch = config["batch_size"] // distributed.world_size()

@@ -209,3 +209,16 @@ def test_a_stop_between_epochs_keeps_the_epoch_checkpoint(tmp_path):
         run_fit(ckpt, stop=stopped_at(6 + 1))  # the check at the end of epoch 0
     saved = torch.load(ckpt, weights_only=False)
     assert saved["epoch"] == 0 and saved.get("partial") is None
+
+
+def test_the_cuda_budget_applies_on_cuda_only():
+    args = train.parse_args(["--profile", "cifar"])
+    on_gpu, on_cpu = (train.resolve_config(args, torch.device(kind)) for kind in ("cuda", "cpu"))
+    assert on_gpu["epochs"] == 60 and on_gpu["train_size"] is None
+    assert on_cpu["epochs"] == 10 and on_cpu["train_size"] == 10_000
+
+
+def test_a_run_leaves_cudnn_benchmark_as_it_found_it(tmp_path):
+    before = torch.backends.cudnn.benchmark
+    assert train.main([*TINY, "--epochs", "1", "--train-size", "32", "--out", str(tmp_path / "run")]) == 0
+    assert torch.backends.cudnn.benchmark == before

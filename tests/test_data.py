@@ -195,3 +195,23 @@ def test_subset_is_fixed_and_sized():
     a, b = s.subset(30, seed=5), s.subset(30, seed=5)
     assert len(a) == 30 and torch.equal(a.images, b.images)
     assert s.subset(None) is s and s.subset(1000) is s
+
+
+def test_cache_key_follows_the_folder_contents_and_a_stray_temp_file_does_no_harm(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXNET_BOOK_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "images"
+    (source / "a").mkdir(parents=True)
+    (source / "a" / "1.jpg").write_bytes(b"x" * 10)
+    builds = []
+    build = lambda: builds.append(1) or {"n": len(builds)}  # noqa: E731
+    first = data.fingerprint(source)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / f"thing-{first}.999.tmp").write_bytes(b"half-written by another process")
+    assert data.cached("thing", source, build) == {"n": 1}
+    assert data.cached("thing", source, build) == {"n": 1} and len(builds) == 1  # read back, not rebuilt
+    (source / "a" / "2.jpg").write_bytes(b"y")
+    assert data.fingerprint(source) != first
+    assert data.cached("thing", source, build) == {"n": 2}  # a changed folder is not read from the stale cache
+    (source / "a" / "2.jpg").write_bytes(b"yy")  # same names, another size
+    assert data.cached("thing", source, build) == {"n": 3}
+    assert not list((tmp_path / "cache").glob(f"*.{os.getpid()}.tmp"))

@@ -127,3 +127,19 @@ def test_nan_guard_checks_every_block_of_steps():
     model, (train, _) = NaNAfter(step=3), loaders()
     with pytest.raises(NonFiniteLossError, match="step 3"):
         train_epoch(model, train, torch.optim.SGD(model.parameters(), lr=0.01), 0, check_every=2, progress=False)
+
+
+def test_a_mid_epoch_checkpoint_resumes_only_with_its_world_size():
+    from alexnet_book.engine import CheckpointMismatch, check_world_size
+
+    taken_by_two = {"partial": {"step": 3}, "loader": [{"step": 3}, {"step": 3}]}
+    with pytest.raises(CheckpointMismatch, match="middle of an epoch by 2 process"):
+        check_world_size(taken_by_two)  # this test is one process
+    check_world_size({**taken_by_two, "partial": None})  # an epoch's end resumes with any number
+    check_world_size({"partial": {"step": 3}, "loader": {"step": 3}})  # one process, as here
+
+
+def test_a_cpu_run_saves_no_cuda_generator_state():
+    from alexnet_book.engine import rng_state
+
+    assert set(rng_state(torch.device("cpu"))) == {"cpu"}

@@ -18,7 +18,7 @@ def test_setup_resolves_profile_budget_and_results(tmp_path, capsys):
     assert run.profile.name == "smoke" and run.budget == run.profile.budget("00_setup")
     assert run.results.dir == tmp_path / "results" / "smoke" / "00_setup" and run.results.dir.is_dir()
     printed = capsys.readouterr().out
-    assert "profile  smoke" in printed and "device   cpu" in printed
+    assert "profile  smoke" in printed and f"device   {pick_device().type}" in printed
 
 
 def test_setup_rejects_unknown_profile():
