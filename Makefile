@@ -42,7 +42,7 @@ claims: install  ## results/$(PROFILE)/claims.csv and claims.md from every metri
 report: install  ## the cifar claims table, and the README's results section generated from results/cifar/
 	$(PY) -m alexnet_book.report --profile cifar --readme
 
-html: install  ## the executed notebooks of results/$(PROFILE)/notebooks/ as a static site in results/$(PROFILE)/html/
+html: install  ## the executed notebooks of results/$(PROFILE)/notebooks/ (for cifar, else the committed notebooks/) as a static site in results/$(PROFILE)/html/
 	$(PY) -m alexnet_book.book --profile $(PROFILE)
 
 # A look at the front page as a browser draws it (Debian: apt-get install chromium); not part of `make test`.
@@ -53,9 +53,10 @@ html-check: html
 		--screenshot=$(HTML_DIR)/index.png file://$(HTML_DIR)/index.html
 	@echo "look at $(HTML_DIR)/index.png"
 
+# As root (the usual case in a container) Jupyter refuses to start without --allow-root, so it is passed then.
 lab: install  ## JupyterLab with this environment registered as the kernel "alexnet-book"
 	$(PY) -m ipykernel install --user --name alexnet-book --display-name "alexnet-book (.venv)"
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lock:  ## rewrite constraints.txt from what is installed in .venv
 	{ head -n 2 constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^alexnet-book'; } > constraints.new

@@ -17,8 +17,8 @@ from .train import make_model, memory_sets, transforms
 
 @dataclass
 class TrainedRun:
-    """A finished `python -m alexnet_book.train` run (notebook 08): its net in eval mode on the CPU,
-    its config, the training and test images it used, and its centre-patch test input."""
+    """A finished `python -m alexnet_book.train` run (notebook 08): its net in eval mode on the device
+    load_run was given, its config, the training and test images it used, and its centre-patch test input."""
 
     model: nn.Module
     config: dict
@@ -33,7 +33,9 @@ class TrainedRun:
         return make_model(self.config, num_classes=self.model.classifier.fc8.out_features)
 
 
-def load_run(out: str | Path, profile) -> TrainedRun:
+def load_run(out: str | Path, profile, device: str | torch.device = "cpu") -> TrainedRun:
+    """A finished run's net in eval mode on `device` (the notebook's: fc7 features of 60,000 images are a
+    GPU's work where there is one), with its data and test transform."""
     if profile.dataset == "imagenet":
         raise NotImplementedError("notebook 09 holds its images in memory; the imagenet profile needs a feature "
                                   "pass over loaders.FolderLoader (not written yet)")
@@ -49,7 +51,7 @@ def load_run(out: str | Path, profile) -> TrainedRun:
     train, test, mean, std = memory_sets(profile, config)
     settings = {**config, "augment": "none", "channels_last": False}
     transform = transforms(train.images.shape[-1], mean, std, None, settings)[1]
-    return TrainedRun(model.eval(), config, train, test, transform, checkpoint)
+    return TrainedRun(model.to(device).eval(), config, train, test, transform, checkpoint)
 
 
 def colour_specialization(weight: torch.Tensor) -> torch.Tensor:
@@ -64,7 +66,8 @@ def colour_specialization(weight: torch.Tensor) -> torch.Tensor:
 def travel(trained: torch.Tensor, initial: torch.Tensor) -> float:
     """How far weights moved from their random start, relative to it: |W - W0| / |W0| (Frobenius).
     C11's regime: kernels still near their start (well under 1) cannot have specialized."""
-    return ((trained.detach().float() - initial.float()).norm() / initial.float().norm()).item()
+    trained, initial = trained.detach().float().cpu(), initial.detach().float().cpu()
+    return ((trained - initial).norm() / initial.norm()).item()
 
 
 def group_contrast(scores: torch.Tensor, permutations: int = 10_000, seed: int = 0) -> dict[str, float]:

@@ -92,6 +92,11 @@ def test_load_run_rebuilds_the_trained_net_its_data_and_its_test_input(tmp_path)
     assert (len(trained.train), len(trained.test)) == (32, 16)
     assert trained.transform(trained.test.images[:2]).shape == (2, 3, 224, 224)
     assert json.loads((out / "config.json").read_text())["groups"] == trained.config["groups"]
+    start = trained.initial_model().features.conv1.weight  # the CLI's seed rebuilds the random start
+    assert qualitative.travel(trained.model.features.conv1.weight, start) > 0
+    assert qualitative.travel(start, start) == 0
+    if torch.cuda.is_available():
+        assert next(qualitative.load_run(out, PROFILES["smoke"], "cuda").model.parameters()).is_cuda
 
 
 def test_load_run_without_a_trained_net_says_to_run_notebook_08(tmp_path):
