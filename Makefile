@@ -7,7 +7,7 @@ export THP_MEM_ALLOC_ENABLE ?= 1
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install reproduce book test unit nbval bench lab lock claims report html html-check clean
+.PHONY: install reproduce book test unit nbval bench gpu-check lab lock claims report html html-check clean
 
 # A fresh clone creates .venv and installs the package (editable, with dev extras) at the
 # versions verified in constraints.txt; afterwards the stamp makes reruns install nothing.
@@ -32,6 +32,9 @@ unit: install
 
 nbval: install
 	ALEXNET_BOOK_PROFILE=smoke $(PY) -m pytest --nbval-lax notebooks/ -q -p no:cacheprovider
+
+gpu-check: install  ## on a lent GPU (at most 10 min): one PASS/FAIL/SKIP line per check -> results/gpu-check/gpu-check.json
+	$(PY) -m alexnet_book.gpucheck
 
 bench: install  ## training, data-path, loader and LRN throughput on this device -> results/bench/bench.{json,md}
 	$(PY) -m alexnet_book.bench

@@ -12,6 +12,7 @@ read once per `check_every` steps (the NaN guard) and once per epoch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import warnings
 from collections.abc import Callable
@@ -51,10 +52,23 @@ def topk_errors(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> torch.
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
-    """bf16/fp16 autocast when a dtype is given, else nothing."""
+    """bf16/fp16 autocast when a dtype is given, else nothing. On Apple's mps, bf16 needs macOS 14+
+    (pytorch#121583); where it is missing the run goes on in fp32, and says so once."""
     if dtype is None:
         return contextlib.nullcontext()
+    if device.type == "mps" and dtype == torch.bfloat16 and not _mps_has_bf16():
+        warnings.warn("bfloat16 is not supported on this mps device (macOS 14+ needed): training in fp32", stacklevel=2)
+        return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@functools.cache
+def _mps_has_bf16() -> bool:
+    try:
+        torch.ones(1, device="mps", dtype=torch.bfloat16)
+        return True
+    except (TypeError, RuntimeError):
+        return False
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

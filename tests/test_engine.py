@@ -143,3 +143,15 @@ def test_a_cpu_run_saves_no_cuda_generator_state():
     from alexnet_book.engine import rng_state
 
     assert set(rng_state(torch.device("cpu"))) == {"cpu"}
+
+
+def test_bf16_autocast_falls_back_to_fp32_on_an_mps_without_it(monkeypatch):
+    import contextlib
+
+    from alexnet_book import engine
+
+    monkeypatch.setattr(engine, "_mps_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="macOS 14"):
+        context = engine.autocast(torch.device("mps"), torch.bfloat16)
+    assert isinstance(context, contextlib.nullcontext)
+    assert isinstance(engine.autocast(torch.device("cpu"), torch.bfloat16), torch.autocast)
