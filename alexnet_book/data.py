@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchvision
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg, read_file
@@ -277,14 +278,17 @@ class ImageFolderDataset(torch.utils.data.Dataset):
                 f"  {root}/train/<wnid>/<image>.JPEG   (e.g. train/n01440764/n01440764_10026.JPEG)\n"
                 f"  {root}/val/<wnid>/<image>.JPEG     (the validation images sorted into class folders; see README)"
             )
-        self.files, self.labels, self.classes = list_image_folder(self.dir)
+        files, labels, self.classes = list_image_folder(self.dir)
+        # two flat arrays, not 1.28M Path objects: forked workers share them instead of copying each page
+        # that Python's reference counts write to
+        self.files, self.labels = np.array([str(f) for f in files]), np.array(labels, dtype=np.int64)
         self.resize = T.Compose([T.Resize(size, antialias=True), T.CenterCrop(size)])
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.resize(decode_file(self.files[i])), self.labels[i]
+        return self.resize(decode_file(Path(self.files[i]))), int(self.labels[i])
 
 
 # ---------------------------------------------------------------- statistics

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import signal
 
 import torch
@@ -117,6 +118,13 @@ class _FromPosition(torch.utils.data.Sampler):
         return len(self.sampler) - self.start
 
 
+def default_workers() -> int:
+    """Decoding processes per training process: this node's cores shared by its torchrun processes
+    (LOCAL_WORLD_SIZE), at most 8, so 8 GPUs on 64 cores start 64 workers, not 8 x 8 per loader."""
+    per_process = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(8, per_process))
+
+
 def _ignore_sigint(worker_id: int) -> None:
     # Ctrl-C reaches the workers too; they must keep serving while the main process saves its checkpoint
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -133,7 +141,8 @@ class FolderLoader(EpochPosition):
     """
 
     def __init__(self, dataset, batch_size: int, *, shuffle: bool = False, seed: int = 0, transform=None,
-                 device: str | torch.device = "cpu", rank: int = 0, world_size: int = 1, workers: int = 8):
+                 device: str | torch.device = "cpu", rank: int = 0, world_size: int = 1, workers: int | None = None):
+        workers = default_workers() if workers is None else workers
         self.dataset, self.batch_size, self.seed, self.rank = dataset, batch_size, seed, rank
         self.transform, self.device = transform, torch.device(device)
         if shuffle:
@@ -144,7 +153,7 @@ class FolderLoader(EpochPosition):
             self.sampler, source = None, torch.utils.data.Subset(dataset, range(rank, len(dataset), world_size))
         self.loader = torch.utils.data.DataLoader(
             source, batch_size, sampler=self.sampler, drop_last=shuffle, num_workers=workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+            pin_memory=self.device.type == "cuda", persistent_workers=shuffle and workers > 0,  # eval: pools end
             prefetch_factor=4 if workers else None, worker_init_fn=_ignore_sigint if workers else None)
         self.batches = len(self.loader)
 

@@ -90,7 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     inputs.add_argument("--mean-only", action="store_true",
                         help="subtract the mean only, as the paper (default: also divide by the std)")
     inputs.add_argument("--data-root", help="default: $ALEXNET_BOOK_DATA")
-    inputs.add_argument("--workers", type=int, default=8, help="decoding processes per GPU (ImageFolder data)")
+    inputs.add_argument("--workers", type=int,
+                        help="decoding processes per GPU (ImageFolder data); default: the node's cores per process, at most 8")
     speed = p.add_argument_group("speed")
     speed.add_argument("--device", help="default: $ALEXNET_BOOK_DEVICE, else cuda, mps, cpu")
     speed.add_argument("--amp", choices=tuple(AMP), help="autocast dtype (default: the profile's)")

@@ -87,3 +87,19 @@ def test_the_command_trains_on_an_image_folder_end_to_end(tree, tmp_path):
     assert set(record["final"]) == {"centre_top1", "centre_top5", "ten_top1", "ten_top5"}
     assert record["final"]["centre_top5"] == 0  # two classes: the label is always in the top 5
     assert list((tmp_path / "cache").glob("imagenet-stats-*.pt"))  # channel statistics, computed once
+
+
+def test_workers_share_the_node_cores_and_the_file_list_is_flat(tree, monkeypatch):
+    from alexnet_book.loaders import default_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert default_workers() == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert default_workers() == 4
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert default_workers() == 1
+    dataset = data.ImageFolderDataset(tree / "imagenet", "train")
+    assert dataset.files.dtype.kind == "U" and dataset.labels.dtype == "int64"  # two arrays, no Path objects
+    image, label = dataset[0]
+    assert image.shape == (3, 256, 256) and isinstance(label, int)
