@@ -19,6 +19,7 @@ from .claims import CLAIMS, claim_entry, describe
 
 RESULTS_ENV = "ALEXNET_BOOK_RESULTS"
 REPO = Path(__file__).resolve().parents[1]
+CODE = ("alexnet_book", "pyproject.toml", "constraints.txt")  # what decides a run's numbers
 
 
 def results_root() -> Path:
@@ -32,7 +33,8 @@ def git_sha() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        # dirty: the code differs from the commit (results and executed notebooks changing is what a run does)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE], cwd=REPO,
                                capture_output=True, text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

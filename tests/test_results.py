@@ -119,3 +119,23 @@ def test_huge_pages_leave_training_bit_identical():
     weights = [subprocess.run([sys.executable, "-c", TRAIN_TWO_STEPS], env={**os.environ, "THP_MEM_ALLOC_ENABLE": setting},
                               capture_output=True, text=True, check=True).stdout.strip() for setting in ("0", "1")]
     assert len(weights[0]) == 40 and weights[0] == weights[1]
+
+
+def test_git_sha_is_dirty_only_when_the_code_changed(tmp_path, monkeypatch):
+    from alexnet_book import results
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "alexnet_book").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "alexnet_book" / "model.py").write_text("x = 1\n")
+    (tmp_path / "results" / "metrics.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    monkeypatch.setattr(results, "REPO", tmp_path)
+    (tmp_path / "results" / "metrics.json").write_text('{"a": 1}\n')  # what a run writes
+    assert not results.git_sha().endswith("+dirty")
+    (tmp_path / "alexnet_book" / "model.py").write_text("x = 2\n")
+    assert results.git_sha().endswith("+dirty")
