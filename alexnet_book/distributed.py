@@ -10,8 +10,9 @@ here is a no-op and the command runs as one process.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -62,6 +63,20 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+@contextlib.contextmanager
+def rank0_first() -> Iterator[None]:
+    """Rank 0 runs the block first, the other ranks after it: on a cold cache one process downloads
+    and decodes the data and writes the cache, and the others read it instead of building it again.
+    Should rank 0 fail, it still releases the others, which then fail on their own, not hang."""
+    if not is_main():
+        barrier()
+    try:
+        yield
+    finally:
+        if is_main():
+            barrier()
 
 
 def all_sum(tensor: torch.Tensor) -> torch.Tensor:

@@ -52,8 +52,9 @@ def topk_errors(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> torch.
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
-    """bf16/fp16 autocast when a dtype is given, else nothing. On Apple's mps, bf16 needs macOS 14+
-    (pytorch#121583); where it is missing the run goes on in fp32, and says so once."""
+    """bf16/fp16 autocast when a dtype is given, else nothing. On Apple's mps, bf16 tensors need macOS 14
+    (pytorch#119641) and bf16 autocast came with pytorch#139390; where bf16 is missing the run goes on
+    in fp32, and says so."""
     if dtype is None:
         return contextlib.nullcontext()
     if device.type == "mps" and dtype == torch.bfloat16 and not _mps_has_bf16():
@@ -69,6 +70,12 @@ def _mps_has_bf16() -> bool:
         return True
     except (TypeError, RuntimeError):
         return False
+
+
+def sum_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of the running sums of losses and error counts: float64, except on mps, which has no
+    float64 at all (pytorch#122602) and keeps float32 (exact for counts below 2^24)."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -93,7 +100,7 @@ def evaluate(model: torch.nn.Module, loader, amp_dtype: torch.dtype | None = Non
     model.eval()
     device = model_device(model)
     keys = ("loss", "top1", "top5") if ten_crop is None else ("centre_top1", "centre_top5", "ten_top1", "ten_top5")
-    sums = torch.zeros(len(keys) + 1, device=device, dtype=torch.float64)
+    sums = torch.zeros(len(keys) + 1, device=device, dtype=sum_dtype(device))
     for x, y in loader:
         if ten_crop is None:
             with autocast(device, amp_dtype):
@@ -174,8 +181,9 @@ def train_epoch(model, loader, optimizer, epoch: int, *, amp_dtype=None, check_e
     bar.close()
     check_finite(losses[checked:], checked, epoch)
     # in a distributed run: every rank's mean loss and error counts (the ranks take equal steps)
-    totals = distributed.all_sum(torch.cat([losses.mean().double().view(1), errors.double(),
-                                            torch.tensor([count], device=device, dtype=torch.float64)]))
+    dtype = sum_dtype(device)
+    totals = distributed.all_sum(torch.cat([losses.mean().to(dtype).view(1), errors.to(dtype),
+                                            torch.tensor([count], device=device, dtype=dtype)]))
     top1, top5 = (100 * totals[1:3] / totals[3]).tolist()
     return {"loss": (totals[0] / distributed.world_size()).item(), "top1": top1, "top5": top5}
 

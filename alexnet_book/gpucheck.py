@@ -12,15 +12,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
 from . import bench, engine, train
-from .augment import channels_last
+from .augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, Normalize, TrainTransform, channels_last
 from .data import ImageSet
-from .loaders import TensorLoader
+from .loaders import TensorLoader, default_workers
 from .model import AlexNet
 from .results import REPO, results_root, run_record
 from .towers import towers_from_grouped
@@ -40,13 +39,25 @@ def gpus(needed: int) -> torch.device:
     return torch.device("cuda", 0)
 
 
+def speed_settings():
+    """cuDNN as the CLI runs it (one input size: benchmark its kernels), only for the check."""
+    return torch.backends.cudnn.flags(enabled=True, benchmark=True)
+
+
+def run_command(args: list[str], timeout: int, **env: str) -> None:
+    """A subprocess from the repository root; a failure ends the check with the end of its stderr."""
+    done = subprocess.run(args, cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, (done.stderr or done.stdout)[-400:]
+
+
 def unit_tests() -> str:
     gpus(1)
-    done = subprocess.run([sys.executable, "-m", "pytest", "tests", "-q", "-x", "-p", "no:cacheprovider"], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests", "-q", "-rf", "-p", "no:cacheprovider"], cwd=REPO,
                           env={**os.environ, "ALEXNET_BOOK_DEVICE": "cuda"}, capture_output=True, text=True, timeout=300)
-    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
-    assert done.returncode == 0, summary
-    return summary
+    lines = done.stdout.strip().splitlines() or done.stderr[-300:].splitlines()
+    failed = [line.split(" - ")[0] for line in lines if line.startswith("FAILED")]
+    assert done.returncode == 0, "; ".join([lines[-1], *failed[:5]])
+    return lines[-1]
 
 
 def train_resume_and_cpu_resume() -> str:
@@ -66,23 +77,32 @@ def compiled_training() -> str:
     return "torch.compile: one epoch with LRN's autograd Function"
 
 
-def no_host_sync() -> str:
-    """train_epoch syncs only at its NaN checks (every 50 steps) and its end: count the syncs of 20 steps."""
+def no_host_sync(steps: int = 20) -> str:
+    """train_epoch syncs only at its NaN checks (every 50 steps) and at its ends: steps 2..`steps`, with
+    the CLI's augmentation on the device, run under set_sync_debug_mode("error"), which raises at a sync."""
     device = gpus(1)
     model = AlexNet(10, width=0.25, fc_size=256).to(device, memory_format=torch.channels_last)
-    images = ImageSet(torch.randint(0, 256, (20 * 32, 3, 224, 224), dtype=torch.uint8), torch.randint(10, (20 * 32,)), ())
-    loader = TensorLoader(images, 32, shuffle=True, device=device, transform=channels_last(None))
+    n = steps * 32
+    images = ImageSet(torch.randint(0, 256, (n, 3, 256, 256), dtype=torch.uint8), torch.randint(10, (n,)), ())
+    augment = TrainTransform(Normalize(torch.full((3,), 120.0), torch.full((3,), 60.0)), crop=224,
+                             lighting=(IMAGENET_EIGVAL, IMAGENET_EIGVEC))
+    loader = TensorLoader(images, 32, shuffle=True, device=device, transform=channels_last(augment), drop_last=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            engine.train_epoch(model, loader, optimizer, 0, amp_dtype=torch.bfloat16, progress=False)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    syncs = sum("synchroniz" in str(w.message) for w in caught)
-    assert syncs <= 5, f"{syncs} host syncs in 20 steps"
-    return f"{syncs} host syncs in 20 steps (the epoch's end)"
+    calls = 0
+
+    def stop() -> bool:  # asked after every step: strict from the first step's end to the last step's
+        nonlocal calls
+        calls += 1
+        torch.cuda.set_sync_debug_mode("error" if calls < steps else "default")
+        return calls == steps
+
+    try:
+        engine.train_epoch(model, loader, optimizer, 0, amp_dtype=torch.bfloat16, progress=False, stop=stop)
+    except engine.Interrupted:
+        pass
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return f"no host sync in steps 2-{steps} (crops, flips, lighting, bf16 step)"
 
 
 def ten_patch_memory() -> str:
@@ -90,7 +110,7 @@ def ten_patch_memory() -> str:
     model = AlexNet(1000).to(device, memory_format=torch.channels_last)
     images = ImageSet(torch.randint(0, 256, (128, 3, 256, 256), dtype=torch.uint8), torch.randint(1000, (128,)), ())
     torch.cuda.reset_peak_memory_stats(device)
-    loader = TensorLoader(images, 64, device=device, transform=lambda x, g: x.float())
+    loader = TensorLoader(images, 64, device=device, transform=lambda x, g: x.float())  # the CLI's --eval-batch-size
     engine.evaluate(model, loader, torch.bfloat16, ten_crop=224)
     return f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB peak for 64 images x 10 patches at 224"
 
@@ -98,7 +118,8 @@ def ten_patch_memory() -> str:
 def matmul_fraction() -> str:
     device = gpus(1)
     limit = bench.matmul_gflops(device, torch.bfloat16)
-    img_per_s, error = bench.setting_speed("paper AlexNet", "bf16", True, False, device, 128, 20)
+    with speed_settings():
+        img_per_s, error = bench.setting_speed("paper AlexNet", "bf16", True, False, device, 128, 20)
     assert error is None, error
     return (f"matmul limit {limit:,.0f} GFLOP/s; paper AlexNet bf16 + channels_last {img_per_s:,.0f} img/s = "
             f"{img_per_s * bench.GFLOP_PER_IMAGE / limit:.2f} of it")
@@ -106,39 +127,69 @@ def matmul_fraction() -> str:
 
 def loader_against_model() -> str:
     device = gpus(1)
+    workers = default_workers()
     with tempfile.TemporaryDirectory() as tmp:
         root = bench.write_jpeg_tree(Path(tmp), per_class=64)
-        loader = bench.folder_loader(root, min(8, os.cpu_count() or 1), device)
-    model, _ = bench.setting_speed("paper AlexNet", "bf16", True, False, device, 128, 10)
-    return f"ImageFolder loader {loader['img_per_s']:,.0f} img/s against the model's {model:,.0f} img/s"
+        loader = bench.folder_loader(root, workers, device)
+    with speed_settings():
+        model, _ = bench.setting_speed("paper AlexNet", "bf16", True, False, device, 128, 10)
+    return (f"ImageFolder loader {loader['img_per_s']:,.0f} img/s ({workers} workers) against the model's "
+            f"{model:,.0f} img/s")
+
+
+def torchrun(nproc: int, args: list[str], **env: str) -> None:
+    run_command([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                 "-m", "alexnet_book.train", *args], timeout=240, **env)
 
 
 def torchrun_cold_cache_and_fewer_gpus() -> str:
+    """Two nccl processes on an ImageFolder tree with an empty cache (rank 0 writes the channel statistics,
+    rank 1 reads them), then the run resumed by one process for a second epoch."""
     gpus(2)
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "ALEXNET_BOOK_CACHE": str(Path(tmp) / "cache")}  # cold: both ranks start with no cache
-        out = str(Path(tmp) / "run")
+        tree = bench.write_jpeg_tree(Path(tmp, "data", "imagenet"), per_class=16)
+        (tree / "val").symlink_to(tree / "train")
+        cache, out = Path(tmp, "cache"), Path(tmp, "run")
+        args = ["--profile", "imagenet", "--data-root", str(tree.parent), "--batch-size", "16", "--width", "0.25",
+                "--fc-size", "64", "--workers", "2", "--out", str(out)]
         for nproc, epochs in ((2, 1), (1, 2)):  # two GPUs, then resumed on one
-            done = subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-                                   "-m", "alexnet_book.train", *SMOKE, "--epochs", str(epochs), "--out", out],
-                                  env=env, capture_output=True, text=True, timeout=240)
-            assert done.returncode == 0, done.stderr[-300:]
-    return "nccl on a cold cache with 2 processes, resumed with 1"
+            torchrun(nproc, [*args, "--epochs", str(epochs)], ALEXNET_BOOK_CACHE=str(cache))
+        written = sorted(path.name for path in cache.iterdir())
+        epochs = len(json.loads((out / "run.json").read_text())["history"])
+    assert len(written) == 1 and written[0].startswith("imagenet-stats-"), written  # one cache, no stray temp file
+    assert epochs == 2, epochs
+    return f"nccl on a cold cache with 2 processes ({written[0]}), resumed with 1"
+
+
+def ddp_compiled_training() -> str:
+    gpus(2)
+    with tempfile.TemporaryDirectory() as out:
+        torchrun(2, [*SMOKE, "--epochs", "1", "--compile", "--out", out])
+    return "torch.compile of the DDP-wrapped model, 2 processes: one epoch"
 
 
 def two_towers_on_two_gpus() -> str:
+    """The towers on cuda:0 and cuda:1 against the grouped model on the CPU: outputs and conv1's gradient."""
     gpus(2)
-    model = AlexNet(10, fc_size=256).eval()
+    torch.manual_seed(0)
+    model = AlexNet(10, fc_size=256, dropout=0.0)
     towers = towers_from_grouped(model, devices=("cuda:0", "cuda:1"))
-    images = torch.randn(4, 3, 224, 224)
-    with torch.no_grad():
-        difference = (towers(images).cpu() - model(images)).abs().max().item()
-    assert difference < 1e-2, difference  # TF32 convolutions on the GPUs against fp32 on the CPU
-    return f"largest difference from the grouped model {difference:.1e}"
+    images, labels = torch.randn(4, 3, 224, 224), torch.tensor([0, 3, 5, 9])
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # fp32 on both sides, to compare closely
+        outputs = towers(images)
+        torch.nn.functional.cross_entropy(outputs, labels.to(outputs.device)).backward()
+    expected = model(images)
+    torch.nn.functional.cross_entropy(expected, labels).backward()
+    difference = (outputs.detach().cpu() - expected.detach()).abs().max().item()
+    grad = torch.cat([tower["conv1_2"].conv1.weight.grad.cpu() for tower in towers.towers])
+    grad_difference = ((grad - model.features.conv1.weight.grad).abs().max() / grad.abs().max()).item()
+    assert difference < 1e-4 and grad_difference < 1e-4, (difference, grad_difference)
+    return f"largest difference from the grouped model: output {difference:.1e}, conv1 gradient {grad_difference:.1e} (relative)"
 
 
 CHECKS = [unit_tests, train_resume_and_cpu_resume, compiled_training, no_host_sync, ten_patch_memory,
-          matmul_fraction, loader_against_model, torchrun_cold_cache_and_fewer_gpus, two_towers_on_two_gpus]
+          matmul_fraction, loader_against_model, torchrun_cold_cache_and_fewer_gpus, ddp_compiled_training,
+          two_towers_on_two_gpus]
 
 
 def run_checks(checks=CHECKS) -> list[dict]:

@@ -109,7 +109,8 @@ def _window_sum(s: torch.Tensor, size: int, groups: int) -> torch.Tensor:
     band = ((channel[:, None] - channel[None, :]).abs() <= size // 2) & (
         channel[:, None] // (c // groups) == channel[None, :] // (c // groups))
     rows = s.permute(0, 2, 3, 1).reshape(n * h * w, c)
-    return (rows @ band.to(s.dtype)).view(n, h, w, c).permute(0, 3, 1, 2)
+    with torch.autocast(s.device.type, enabled=False):  # autocast would run this fp32 matmul in bf16
+        return (rows @ band.to(s.dtype)).view(n, h, w, c).permute(0, 3, 1, 2)
 
 
 class _LRNFunction(torch.autograd.Function):

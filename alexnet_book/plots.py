@@ -294,7 +294,7 @@ def variant_bars(table, reference: str, title: str = "", ylabel: str = "test top
 
 def _rgb(image: torch.Tensor) -> np.ndarray:
     """uint8 or float C x H x W -> H x W x 3 in [0, 1] for imshow; floats are stretched to their own range."""
-    image = image.detach().float()
+    image = image.detach().float().cpu()
     if image.max() > 1 or image.min() < 0:
         image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-8)
     return image.permute(1, 2, 0).numpy()

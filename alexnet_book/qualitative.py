@@ -58,7 +58,7 @@ def colour_specialization(weight: torch.Tensor) -> torch.Tensor:
     """Per conv1 kernel (K x 3 x h x w), the share of its energy off the grey axis: 0 for a kernel with
     equal R, G and B weights at every pixel (colour-agnostic), 1 for one whose channels sum to zero
     at every pixel (pure colour contrast). Section 6.1 calls the first kind "largely colour-agnostic"."""
-    weight = weight.detach().float()
+    weight = weight.detach().float().cpu()  # the scores are plotted and saved: on the CPU, wherever the net is
     grey = weight.mean(dim=1, keepdim=True)
     return (weight - grey).square().sum(dim=(1, 2, 3)) / weight.square().sum(dim=(1, 2, 3))
 
@@ -130,9 +130,10 @@ def same_class_rate(neighbours: torch.Tensor, query_labels: torch.Tensor, bank_l
 
 @torch.no_grad()
 def top5(model: nn.Module, images: torch.Tensor, transform, amp_dtype: torch.dtype | None = None):
-    """(probabilities, classes) of the five most probable classes per image, most probable first."""
+    """(probabilities, classes) of the five most probable classes per image, most probable first, on the CPU."""
     device = next(model.parameters()).device
     model.eval()
     with autocast(device, amp_dtype):
         logits = model(transform(images.to(device)))
-    return logits.float().softmax(dim=1).topk(5, dim=1)
+    probs, classes = logits.float().softmax(dim=1).topk(5, dim=1)
+    return probs.cpu(), classes.cpu()

@@ -205,7 +205,8 @@ def memory_sets(profile, config: dict) -> tuple[data.ImageSet, data.ImageSet, to
 
 def memory_inputs(profile, config: dict, device: torch.device) -> dict:
     """CIFAR-10 or synthetic shapes, held on the device (loaders.TensorLoader)."""
-    train, test, mean, std = memory_sets(profile, config)
+    with distributed.rank0_first():  # one process downloads, decodes and caches; the others read its cache
+        train, test, mean, std = memory_sets(profile, config)
     train_tf, test_tf, whole = transforms(train.images.shape[-1], mean, std, rgb_pca(train.images), config)
     shards = dict(device=device, rank=distributed.rank(), world_size=distributed.world_size())
     batch, eval_batch = config["batch_size"] // distributed.world_size(), config["eval_batch_size"]
@@ -230,7 +231,8 @@ def folder_inputs(profile, config: dict, device: torch.device) -> dict:
         sample = data.load_dataset(profile, "train", config["data_root"], limit=STATS_IMAGES)
         return dict(zip(("mean", "std"), data.channel_stats(sample.images)))
 
-    stats = data.cached("imagenet-stats", root / "train", channel_stats)
+    with distributed.rank0_first():  # one process samples the statistics; the others read its cache
+        stats = data.cached("imagenet-stats", root / "train", channel_stats)
     std = torch.ones(3) if config["mean_only"] else stats["std"]
     train_tf, test_tf, whole = transforms(256, stats["mean"], std, (IMAGENET_EIGVAL, IMAGENET_EIGVEC), config)
     batch, eval_batch = config["batch_size"] // distributed.world_size(), config["eval_batch_size"]

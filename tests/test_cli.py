@@ -20,9 +20,11 @@ from alexnet_book.loaders import TensorLoader
 from alexnet_book.runtime import seed_everything
 
 EPOCHS = 6
-# A tiny AlexNet (kernels 6-16-24-24-16, fc 32) on 96 synthetic images: 6 steps an epoch.
+# A tiny AlexNet (kernels 6-16-24-24-16, fc 32) on 96 synthetic images: 6 steps an epoch. On the CPU
+# even on a GPU machine: a resume is bit-identical on the CPU (engine.fit); on CUDA, cuDNN may pick other
+# kernels in another process (make gpu-check resumes on CUDA).
 TINY = ["--profile", "smoke", "--epochs", str(EPOCHS), "--train-size", "96", "--test-size", "32",
-        "--batch-size", "16", "--width", "0.0625", "--fc-size", "32", "--lr", "0.02"]
+        "--batch-size", "16", "--width", "0.0625", "--fc-size", "32", "--lr", "0.02", "--device", "cpu"]
 
 
 def run_cli(args: list[str]) -> subprocess.Popen:
@@ -218,7 +220,9 @@ def test_the_cuda_budget_applies_on_cuda_only():
     assert on_cpu["epochs"] == 10 and on_cpu["train_size"] == 10_000
 
 
-def test_a_run_leaves_cudnn_benchmark_as_it_found_it(tmp_path):
-    before = torch.backends.cudnn.benchmark
-    assert train.main([*TINY, "--epochs", "1", "--train-size", "32", "--out", str(tmp_path / "run")]) == 0
-    assert torch.backends.cudnn.benchmark == before
+def test_a_run_leaves_cudnn_benchmark_as_it_found_it(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # a CPU run turns it off for itself
+    monkeypatch.setattr(train, "train", lambda config, device: seen.append(torch.backends.cudnn.benchmark) or 0)
+    assert train.main([*TINY, "--out", str(tmp_path / "run")]) == 0
+    assert seen == [False] and torch.backends.cudnn.benchmark is True

@@ -215,3 +215,18 @@ def test_cache_key_follows_the_folder_contents_and_a_stray_temp_file_does_no_har
     (source / "a" / "2.jpg").write_bytes(b"yy")  # same names, another size
     assert data.cached("thing", source, build) == {"n": 3}
     assert not list((tmp_path / "cache").glob(f"*.{os.getpid()}.tmp"))
+
+
+def test_a_cache_built_by_a_download_is_keyed_by_what_was_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXNET_BOOK_CACHE", str(tmp_path / "cache"))
+    source, builds = tmp_path / "cifar-10-batches-py", []
+
+    def download():
+        source.mkdir(exist_ok=True)
+        (source / "data_batch_1").write_bytes(b"z" * 5)
+        builds.append(1)
+        return {"n": len(builds)}
+
+    assert data.cached("thing", source, download) == {"n": 1}  # the folder did not exist before the build
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"thing-{data.fingerprint(source)}.pt"]
+    assert data.cached("thing", source, download) == {"n": 1} and len(builds) == 1  # found on the next run

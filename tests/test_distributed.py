@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -80,3 +81,27 @@ def test_two_gloo_processes_reach_the_weights_of_one_at_the_same_global_batch(tm
     pd.testing.assert_frame_equal(h2[columns], h1[columns], rtol=1e-4)
     final = [json.loads((out / "run.json").read_text())["final"] for out in (one, two)]
     assert final[1] == pytest.approx(final[0])
+
+
+def _build_then_read(rank: int, tmp: str) -> None:
+    import time
+
+    import torch.distributed as dist
+
+    from alexnet_book import distributed
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/store", rank=rank, world_size=2)
+    try:
+        with distributed.rank0_first():
+            cache = Path(tmp, "cache.txt")
+            if rank == 0:
+                time.sleep(1)  # a slow download and decode: rank 1 must wait for it, not start its own
+                cache.write_text("built by rank 0")
+            Path(tmp, f"rank{rank}.txt").write_text(cache.read_text() if cache.exists() else "no cache yet")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_rank_0_builds_the_data_first_and_the_others_read_it(tmp_path):
+    torch.multiprocessing.spawn(_build_then_read, args=(str(tmp_path),), nprocs=2)
+    assert (tmp_path / "rank1.txt").read_text() == "built by rank 0"

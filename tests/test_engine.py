@@ -155,3 +155,10 @@ def test_bf16_autocast_falls_back_to_fp32_on_an_mps_without_it(monkeypatch):
         context = engine.autocast(torch.device("mps"), torch.bfloat16)
     assert isinstance(context, contextlib.nullcontext)
     assert isinstance(engine.autocast(torch.device("cpu"), torch.bfloat16), torch.autocast)
+
+
+def test_running_sums_avoid_float64_on_mps_which_has_none():
+    from alexnet_book.engine import sum_dtype
+
+    assert sum_dtype(torch.device("mps")) == torch.float32
+    assert sum_dtype(torch.device("cpu")) == sum_dtype(torch.device("cuda")) == torch.float64

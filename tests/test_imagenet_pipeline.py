@@ -100,6 +100,15 @@ def test_workers_share_the_node_cores_and_the_file_list_is_flat(tree, monkeypatc
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert default_workers() == 1
     dataset = data.ImageFolderDataset(tree / "imagenet", "train")
-    assert dataset.files.dtype.kind == "U" and dataset.labels.dtype == "int64"  # two arrays, no Path objects
+    # two arrays, no Path objects; names as bytes relative to the split, one byte a character
+    assert dataset.files.dtype.kind == "S" and dataset.labels.dtype == "int64"
+    assert dataset.files[0] == b"n01440764/n01440764_0.JPEG" and dataset.files.itemsize == len(dataset.files[0])
+    assert dataset.path(0) == tree / "imagenet" / "train" / "n01440764" / "n01440764_0.JPEG"
     image, label = dataset[0]
     assert image.shape == (3, 256, 256) and isinstance(label, int)
+
+
+def test_only_the_training_loader_keeps_its_worker_pool(tree):
+    dataset = data.ImageFolderDataset(tree / "imagenet", "train")
+    assert FolderLoader(dataset, 2, shuffle=True, workers=1).loader.persistent_workers
+    assert not FolderLoader(dataset, 2, workers=1).loader.persistent_workers  # test and ten-patch: once an epoch

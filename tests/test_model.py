@@ -222,6 +222,15 @@ def test_lrn_channels_last_and_low_precision():
         assert low.grad.dtype == dtype and torch.equal(low.grad, same.grad.to(dtype))
 
 
+def test_lrn_stays_in_fp32_under_autocast():
+    torch.manual_seed(0)
+    x = (10 * torch.randn(2, 16, 5, 5)).bfloat16()
+    lrn = LRN.convention("cuda-convnet", groups=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as in training: autocast must not lower the window sum
+        out = lrn(x)
+    assert torch.equal(out, lrn(x.float()).bfloat16())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_lrn_and_towers_on_cuda():
     torch.manual_seed(0)
@@ -231,7 +240,8 @@ def test_lrn_and_towers_on_cuda():
     model = AlexNet(input_size=227, fc_size=64, num_classes=10).eval()
     towers = towers_from_grouped(model, devices=("cuda", "cpu"))
     images = torch.randn(2, 3, 227, 227)
-    with torch.no_grad():
+    # cuDNN convolutions default to TF32 (10-bit mantissa, ~1e-3 off): fp32 here, to compare at 1e-4
+    with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         out = towers(images)
         assert out.device.type == "cuda"
         torch.testing.assert_close(out.cpu(), model(images), rtol=1e-4, atol=1e-4)

@@ -85,7 +85,7 @@ def test_load_run_rebuilds_the_trained_net_its_data_and_its_test_input(tmp_path)
     assert train.main(["--profile", "smoke", "--epochs", "1", "--train-size", "32", "--test-size", "16",
                        "--batch-size", "16", "--width", "0.0625", "--fc-size", "32", "--out", str(out)]) == 0
     trained = qualitative.load_run(out, PROFILES["smoke"])
-    saved = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    saved = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]  # trained on any device
     for name, value in trained.model.state_dict().items():
         assert torch.equal(value, saved[name]), name
     assert not trained.model.training
@@ -95,8 +95,11 @@ def test_load_run_rebuilds_the_trained_net_its_data_and_its_test_input(tmp_path)
     start = trained.initial_model().features.conv1.weight  # the CLI's seed rebuilds the random start
     assert qualitative.travel(trained.model.features.conv1.weight, start) > 0
     assert qualitative.travel(start, start) == 0
-    if torch.cuda.is_available():
-        assert next(qualitative.load_run(out, PROFILES["smoke"], "cuda").model.parameters()).is_cuda
+    if torch.cuda.is_available():  # notebook 09 on a GPU: the net there, the numbers it plots on the CPU
+        on_gpu = qualitative.load_run(out, PROFILES["smoke"], "cuda")
+        assert next(on_gpu.model.parameters()).is_cuda
+        assert not qualitative.colour_specialization(on_gpu.model.features.conv1.weight).is_cuda
+        assert not any(t.is_cuda for t in qualitative.top5(on_gpu.model, on_gpu.test.images[:2], on_gpu.transform))
 
 
 def test_load_run_without_a_trained_net_says_to_run_notebook_08(tmp_path):
