@@ -220,13 +220,12 @@ def ensemble_errors(models: list[nn.Module], test: ImageSet, transform, *, batch
     """Top-1 test error (%) of each model and of their averaged softmax outputs (section 6's ensemble)."""
     device = engine.model_device(models[0])
     loader = TensorLoader(test, batch_size, transform=channels_last(transform), device=device)
-    misses, ensemble = torch.zeros(len(models), device=device), torch.zeros((), device=device)
+    for model in models:
+        model.eval()
+    misses = torch.zeros(len(models) + 1, device=device)  # each model's top-1 misses, then the ensemble's
     for x, y in loader:
-        probs = []
-        for model in models:
-            model.eval()
-            with engine.autocast(device, amp_dtype):
-                probs.append(model(x).float().softmax(dim=-1))
-        misses += torch.stack([(p.argmax(-1) != y).sum() for p in probs])
-        ensemble += (torch.stack(probs).mean(0).argmax(-1) != y).sum()
-    return {"single": (100 * misses / len(test)).tolist(), "ensemble": 100 * ensemble.item() / len(test)}
+        with engine.autocast(device, amp_dtype):
+            probs = torch.stack([model(x).float().softmax(dim=-1) for model in models])
+        misses += torch.stack([engine.topk_errors(p, y, ks=(1,))[0] for p in (*probs, probs.mean(0))])
+    errors = (100 * misses / len(test)).tolist()
+    return {"single": errors[:-1], "ensemble": errors[-1]}
