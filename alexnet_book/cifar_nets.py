@@ -56,28 +56,34 @@ class Layers80Sec(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-# cuda-convnet's cross-map response norm in layers-conv-local-11pct.cfg: size 5, scale 0.001
-# (divided by the size in its code), pow 0.75, and 1 + ... in the denominator (k = 1).
-CONV_LOCAL_LRN = dict(size=5, alpha=1e-3, beta=0.75, k=1.0, divide_alpha_by_n=True)
+# The cross-map response norm of `layers-conv-local-11pct` (the facts file's table; a public generator of
+# that config agrees): size 9, scale 0.001 divided by the size (cuda-convnet's code divides, as
+# torch.nn.LocalResponseNorm does), pow 0.75, and minDiv 2, i.e. k = 2, the paper's k. (The 2012
+# cuda-convnet kernels added 1 rather than a configurable minDiv; we use the config's 2.)
+CONV_LOCAL_LRN = dict(size=9, alpha=1e-3, beta=0.75, k=2.0, divide_alpha_by_n=True)
 
 
 class ConvLocal(nn.Module):
     """cuda-convnet `layers-conv-local-11pct` (lrn=True) and its no-normalization ablation (lrn=False):
-    conv1 5x5 64 -> ReLU -> [lrn1] -> max pool 3/2 -> conv2 5x5 64 -> ReLU -> [lrn2] -> max pool 3/2
-    -> conv3 3x3 32 -> ReLU -> conv4 3x3 32 -> ReLU -> fc5 10. conv3 and conv4 stand in for the
-    config's locally-connected layers local3 and local4."""
+    conv1 5x5 64 -> ReLU -> max pool 3/2 -> [lrn1] -> conv2 5x5 64 -> ReLU -> [lrn2] -> max pool 3/2
+    -> conv3 3x3 64 -> ReLU -> conv4 3x3 32 -> ReLU -> fc5 10. conv3 and conv4 stand in for the
+    config's locally-connected layers local3 (64 filters) and local4 (32)."""
 
     CUDA_CONVNET_INIT = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.04, "conv4": 0.04, "fc5": 0.01}
 
     def __init__(self, lrn: bool = True, num_classes: int = 10):
         super().__init__()
-        layers = []
-        for i, (c_in, c_out, kernel) in enumerate([(3, 64, 5), (64, 64, 5), (64, 32, 3), (32, 32, 3)], start=1):
-            layers += [(f"conv{i}", nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)), (f"act{i}", nn.ReLU())]
-            if i <= 2:
-                if lrn:
-                    layers.append((f"lrn{i}", LRN(**CONV_LOCAL_LRN)))
-                layers.append((f"pool{i}", nn.MaxPool2d(3, 2, ceil_mode=True)))
+
+        def norm(name):  # nothing in the ablation
+            return [(name, LRN(**CONV_LOCAL_LRN))] if lrn else []
+
+        def pool():
+            return nn.MaxPool2d(3, 2, ceil_mode=True)
+
+        layers = [("conv1", nn.Conv2d(3, 64, 5, padding=2)), ("act1", nn.ReLU()), ("pool1", pool()), *norm("lrn1"),
+                  ("conv2", nn.Conv2d(64, 64, 5, padding=2)), ("act2", nn.ReLU()), *norm("lrn2"), ("pool2", pool()),
+                  ("conv3", nn.Conv2d(64, 64, 3, padding=1)), ("act3", nn.ReLU()),
+                  ("conv4", nn.Conv2d(64, 32, 3, padding=1)), ("act4", nn.ReLU())]
         self.features = nn.Sequential(OrderedDict(layers))
         self.classifier = nn.Sequential(OrderedDict([("fc5", nn.Linear(32 * 8 * 8, num_classes))]))
 

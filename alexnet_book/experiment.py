@@ -138,6 +138,19 @@ def paired_gain(history: pd.DataFrame, worse: str, better: str, column: str = "t
     return {**spread(gains), "per_seed": gains.round(3).tolist()}
 
 
+def lr_drops(history: pd.DataFrame) -> pd.Series:
+    """How many times the plateau schedule divided each (variant, seed) run's learning rate."""
+    ordered = history.sort_values("epoch", kind="stable").groupby(["variant", "seed"], sort=False)["lr"]
+    return ordered.apply(lambda lr: int((lr.diff() < 0).sum()))
+
+
+def gain_by_epoch(history: pd.DataFrame, worse: str, better: str, column: str = "test_top1") -> pd.DataFrame:
+    """paired_gain as it stood after each epoch: how stable a difference is while the nets still train."""
+    rows = [{"epoch": epoch, **paired_gain(history[history["epoch"] <= epoch], worse, better, column)}
+            for epoch in sorted(history["epoch"].unique())]
+    return pd.DataFrame(rows).drop(columns="per_seed")
+
+
 def epochs_to_threshold(history: pd.DataFrame, threshold: float, cap: int, keys=("recipe", "activation", "seed")):
     """epochs_to for every run; a run that never got there counts as `cap` epochs, flagged
     `reached=False`, so anything computed from it is a bound, not a measurement."""

@@ -280,6 +280,23 @@ def paired_differences(history, pairs: dict, paper: float | None = None, column:
     return fig
 
 
+def gain_by_epoch(table, paper: float | None = None, ylabel: str = "error saved (points)", title: str = ""):
+    """A paired gain after each epoch (experiment.gain_by_epoch): mean and a band of ± 2 standard errors
+    over seeds, against zero and the paper's effect (dashed)."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    half = 2 * table["std"] / np.sqrt(table["n"])
+    ax.plot(table["epoch"], table["mean"], "o-", color="C0", label="mean over seeds")
+    ax.fill_between(table["epoch"], table["mean"] - half, table["mean"] + half, color="C0", alpha=0.2,
+                    label="± 2 standard errors")
+    ax.axhline(0, color="gray", lw=1)
+    if paper is not None:
+        ax.axhline(paper, color="C2", ls="--", lw=1.2, label=f"paper: {paper:g}")
+    ax.set(xlabel="epochs", ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
 def variant_bars(table, reference: str, title: str = "", ylabel: str = "test top-1 error (%)"):
     """Mean and standard deviation over seeds per variant (experiment.compare), the reference dashed."""
     fig, ax = plt.subplots(figsize=(7, 3.4))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from alexnet_book.cifar_nets import CONV_LOCAL_LRN, CifarAlexNet, ConvLocal, Layers80Sec, gaussian_init_
+from alexnet_book.cifar_nets import CifarAlexNet, ConvLocal, Layers80Sec, gaussian_init_
 from alexnet_book.model import LRN, count_parameters, torch_init_
 from alexnet_book.summary import alike_groups, layer_table, same_network_as
 
@@ -23,15 +23,20 @@ def test_layers_80sec_matches_the_cuda_convnet_config():
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
-def test_conv_local_lrn_is_the_only_difference():
+def test_conv_local_is_the_11pct_config_and_lrn_is_the_only_difference():
     with_lrn, without = ConvLocal(lrn=True), ConvLocal(lrn=False)
     names = [n for n, _ in with_lrn.features.named_children()]
-    assert names.index("lrn1") == names.index("act1") + 1 and names.index("pool1") == names.index("lrn1") + 1
+    # rnorm1 after pool1, rnorm2 after conv2's ReLU and before pool2, as in layers-conv-local-11pct
+    assert names[names.index("pool1") + 1] == "lrn1" and names[names.index("lrn1") + 1] == "conv2"
+    assert names[names.index("act2") + 1] == "lrn2" and names[names.index("lrn2") + 1] == "pool2"
     assert [n for n in names if not n.startswith("lrn")] == [n for n, _ in without.features.named_children()]
     assert count_parameters(with_lrn) == count_parameters(without)
-    lrn = with_lrn.features.lrn2
-    assert (lrn.size, lrn.alpha, lrn.beta, lrn.k, lrn.divide_alpha_by_n) == tuple(CONV_LOCAL_LRN.values())
-    assert shapes(with_lrn)["conv4"] == "32x8x8"
+    for lrn in (with_lrn.features.lrn1, with_lrn.features.lrn2):
+        assert (lrn.size, lrn.alpha, lrn.beta, lrn.k, lrn.divide_alpha_by_n) == (9, 1e-3, 0.75, 2.0, True)
+    out = shapes(with_lrn)
+    # local3 and local4 stand-ins: 64 then 32 filters on 8x8
+    assert (out["lrn1"], out["conv3"], out["conv4"]) == ("64x16x16", "64x8x8", "32x8x8")
+    assert with_lrn(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("pool_size", [3, 2])

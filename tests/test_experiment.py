@@ -45,6 +45,20 @@ def test_compare_and_paired_gain_use_the_last_epoch_of_each_seed():
     assert gain["per_seed"] == [2.0, 1.0] and gain["mean"] == 1.5 and gain["std"] == pytest.approx(math.sqrt(0.5))
 
 
+def test_gain_by_epoch_is_the_paired_gain_after_each_epoch():
+    history = runs([("a", 0, 1, 50, 40.0), ("a", 0, 2, 40, 30.0), ("b", 0, 1, 50, 35.0), ("b", 0, 2, 40, 28.0),
+                    ("a", 1, 1, 50, 45.0), ("a", 1, 2, 40, 32.0), ("b", 1, 1, 50, 44.0), ("b", 1, 2, 40, 31.0)])
+    table = experiment.gain_by_epoch(history, worse="a", better="b")
+    assert table["epoch"].tolist() == [1, 2] and table["n"].tolist() == [2, 2]
+    assert table["mean"].tolist() == [3.0, 1.5]  # epoch 1: 5 and 1 points; epoch 2: 2 and 1
+
+
+def test_lr_drops_counts_each_runs_divisions():
+    history = runs([("a", 0, e, 0, 0) for e in (1, 2, 3)] + [("b", 0, e, 0, 0) for e in (1, 2, 3)])
+    history["lr"] = [0.1, 0.01, 0.001, 0.1, 0.1, 0.1]
+    assert experiment.lr_drops(history).to_dict() == {("a", 0): 2, ("b", 0): 0}
+
+
 def tiny():
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64, 10))
 

@@ -65,6 +65,15 @@ def test_paired_differences_draw_each_seed_and_the_paper_line():
     assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [2.0]
 
 
+def test_gain_by_epoch_draws_the_mean_and_the_paper_line():
+    import pandas as pd
+
+    table = pd.DataFrame({"epoch": [1, 2], "mean": [3.0, 1.5], "std": [2.0, 0.5], "n": [2, 2]})
+    ax = plots.gain_by_epoch(table, paper=2.0).axes[0]
+    assert ax.lines[0].get_ydata().tolist() == [3.0, 1.5]
+    assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [2.0]
+
+
 def test_augmentations_show_the_lighting_difference():
     images = data.synthetic(2, size=16).images
     fig = plots.augmentations(images, crop=12, lighting=(torch.tensor([0.2, 0.02, 0.004]), torch.eye(3)),
