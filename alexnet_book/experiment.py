@@ -184,15 +184,23 @@ def ten_patch_errors(model: nn.Module, test: ImageSet, normalize, size: int, *, 
     return engine.error_rates(engine.evaluate(model, loader, amp_dtype, ten_crop=size))
 
 
-def epochs_to_best(history: pd.DataFrame, column: str = "test_top1", within: float = 0.5) -> pd.DataFrame:
-    """Per (variant, seed): the first epoch whose `column` is within `within` points of the run's
-    best, i.e. when it converged; `still_improving` flags runs whose best came in their last epoch."""
+def smoothed(run: pd.DataFrame, column: str, smooth: int = 1) -> pd.Series:
+    """One run's `column` by epoch, as a centred running mean over `smooth` epochs (1: as measured).
+    Centred, so the curve does not lag; at constant learning rate test error wanders a point or two
+    from epoch to epoch, and a single lucky epoch should not decide when a run converged."""
+    return run.sort_values("epoch")[column].rolling(smooth, center=True, min_periods=1).mean()
+
+
+def epochs_to_best(history: pd.DataFrame, column: str = "test_top1", within: float = 0.5,
+                   smooth: int = 1) -> pd.DataFrame:
+    """Per (variant, seed): the first epoch whose (smoothed) `column` is within `within` points of the
+    run's best, i.e. when it converged; `still_improving` flags runs whose best came in their last epoch."""
     rows = []
     for (variant, seed), run in history.groupby(["variant", "seed"], sort=False):
-        best = run[column].min()
-        first = run.loc[run[column] <= best + within, "epoch"].iloc[0]
-        rows.append({"variant": variant, "seed": seed, "epochs": first, "best": best,
-                     "still_improving": run.loc[run[column].idxmin(), "epoch"] == run["epoch"].max()})
+        values, epochs = smoothed(run, column, smooth), run.sort_values("epoch")["epoch"]
+        best = values.min()
+        rows.append({"variant": variant, "seed": seed, "epochs": epochs[values <= best + within].iloc[0], "best": best,
+                     "still_improving": epochs[values.idxmin()] == epochs.max()})
     return pd.DataFrame(rows)
 
 
@@ -205,11 +213,12 @@ def describe_ratio(row) -> str:
 
 
 def converged(history: pd.DataFrame, column: str = "test_top1", window: int = 3,
-              within: float = CONVERGED_WITHIN) -> bool:
+              within: float = CONVERGED_WITHIN, smooth: int = 1) -> bool:
     """Whether every (variant, seed) run has stopped improving: its last `window` epochs do not beat the
-    best of its earlier epochs by more than `within` points. A run of `window` epochs or fewer has not."""
+    best of its earlier epochs by more than `within` points (on the `smooth`-epoch running mean).
+    A run of `window` epochs or fewer has not."""
     for _, run in history.groupby(["variant", "seed"], sort=False):
-        values = run.sort_values("epoch")[column]
+        values = smoothed(run, column, smooth)
         if len(values) <= window or values.iloc[:-window].min() - values.iloc[-window:].min() > within:
             return False
     return True

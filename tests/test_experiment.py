@@ -122,6 +122,16 @@ def test_epochs_to_best_flags_runs_still_improving():
     assert table.loc["b", "epochs"] == 3 and table.loc["b", "still_improving"]
 
 
+def test_smoothing_keeps_one_lucky_epoch_from_deciding():
+    noisy = runs([("a", 0, e, 0, v) for e, v in enumerate([60, 45, 40, 42, 40, 42, 40, 42, 38.9], 1)])
+    assert not experiment.converged(noisy)  # the lucky last epoch beats the earlier best by 1.1 points
+    assert experiment.converged(noisy, smooth=3)  # centred 3-epoch means: 40.3 at the end vs 40.7 before
+    dip = runs([("a", 0, e, 0, v) for e, v in enumerate([60, 50, 42, 41, 40, 38, 41, 40, 41, 40], 1)])
+    assert experiment.epochs_to_best(dip)["epochs"].item() == 6  # the dip to 38 sets the best
+    smooth = experiment.epochs_to_best(dip, smooth=3)
+    assert smooth["epochs"].item() == 5 and smooth["best"].item() == pytest.approx(119 / 3)
+
+
 def test_sweep_extends_the_grid_past_an_edge_that_wins(monkeypatch):
     tried = []
 
