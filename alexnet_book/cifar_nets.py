@@ -99,12 +99,14 @@ class CifarAlexNet(nn.Module):
     -> fc8. Pooling is z x z with stride 2; z=3 pads by 1 so that both z=3 (overlapping) and z=2
     give 16, 8 and 4 pixels, the matched output sizes that claim C5 compares. `without` removes
     one middle conv layer (claim C12); the layer after it takes its input, and without conv5,
-    conv4 takes conv5's width so that fc6 is unchanged. Weights start from `he_init_`.
+    conv4 takes conv5's width so that fc6 is unchanged. `groups=2` splits the net as the paper's two
+    GPUs did (claim C11): conv2, conv4 and conv5 see only their own half of the previous layer, and
+    LRN normalizes each half on its own. Weights start from `he_init_`.
     """
 
     def __init__(self, num_classes: int = 10, *, activation: str = "relu", lrn: str | None = "cuda-convnet",
                  pool_size: int = 3, dropout: float = 0.5, widths=(32, 64, 96, 96, 64), fc_size: int = 512,
-                 without: str | None = None):
+                 without: str | None = None, groups: int = 1):
         super().__init__()
         if pool_size not in (2, 3):
             raise ValueError(f"pool_size must be 3 (overlapping) or 2 (non-overlapping), got {pool_size}")
@@ -118,9 +120,11 @@ class CifarAlexNet(nn.Module):
                 if i == 5:  # pool5 still follows the last conv layer that is left
                     layers.append(("pool5", nn.MaxPool2d(pool_size, 2, padding=pool_size - 2)))
                 continue
-            layers += [(f"conv{i}", nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)), (f"act{i}", activation_layer(activation))]
+            split = groups if i in (2, 4, 5) else 1  # conv1 and conv3 see both GPUs' kernels, as in the paper
+            layers += [(f"conv{i}", nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, groups=split)),
+                       (f"act{i}", activation_layer(activation))]
             if i <= 2 and lrn is not None:
-                layers.append((f"lrn{i}", LRN.convention(lrn)))
+                layers.append((f"lrn{i}", LRN.convention(lrn, groups=groups)))
             if i in (1, 2, 5):
                 layers.append((f"pool{i}", nn.MaxPool2d(pool_size, 2, padding=pool_size - 2)))
             c_in = c_out

@@ -218,21 +218,23 @@ def c10_imagenet_error(top1: float | None, top5: float | None, imagenet: bool) -
     return (REPRODUCED if close else NOT_REPRODUCED), rule, "one run"
 
 
-def c11_colour_groups(grouped: dict, control: dict, runs: int, moved: bool) -> tuple[str, str, str]:
-    """C11 from qualitative.group_contrast of the grouped net's two conv1 groups and of the same split in
-    an ungrouped control (where the split means nothing). `moved`: the kernels went far from their
-    random start (the regime); one run proves nothing "in every run"."""
-    rule = ("colour-specialization (energy off the grey axis) per conv1 kernel; reproduced: in 2+ runs the grouped "
-            "net's two groups differ with permutation p < 0.01 while the same split of an ungrouped control does "
-            "not (p >= 0.05); partly: the groups differ with p < 0.05 only, or the control splits too; not "
-            "reproduced: p >= 0.05 with kernels far from their start; otherwise inconclusive at this budget")
+def c11_colour_groups(grouped: list[dict], control: list[dict], moved: bool) -> tuple[str, str, str]:
+    """C11 from qualitative.group_contrast, one dict per run, of the grouped net's two conv1 groups and of
+    the same split in ungrouped controls (where the split means nothing). `moved`: the kernels of every
+    run went far from their random start (the regime). "In every run" needs at least two runs."""
+    rule = ("colour-specialization (energy off the grey axis) per conv1 kernel, per run; reproduced: in every run "
+            "(2+) the grouped net's two groups differ with permutation p < 0.01 while the same split of the "
+            "matching ungrouped control does not (p >= 0.05, a smaller difference); partly: the groups differ "
+            "with p < 0.05 in some runs, or the controls split too; not reproduced: p >= 0.05 in every run with "
+            "kernels far from their start; otherwise inconclusive at this budget")
     note = "kernels moved far from their random start" if moved else "kernels still near their random start"
-    if not moved or runs < 2:
-        return INCONCLUSIVE, rule, note + f"; {runs} run(s) of each net"
-    split = grouped["p_value"] < 0.01
-    if split and control["p_value"] >= 0.05 and grouped["difference"] > control["difference"]:
+    if not moved or len(grouped) < 2:
+        return INCONCLUSIVE, rule, note + f"; {len(grouped)} run(s) of each net"
+    apart = [g["p_value"] < 0.01 and c["p_value"] >= 0.05 and g["difference"] > c["difference"]
+             for g, c in zip(grouped, control)]
+    if all(apart):
         return REPRODUCED, rule, note
-    return (PARTLY if grouped["p_value"] < 0.05 else NOT_REPRODUCED), rule, note
+    return (PARTLY if any(g["p_value"] < 0.05 for g in grouped) else NOT_REPRODUCED), rule, note
 
 
 def c12_depth(cost: dict, converged: bool) -> tuple[str, str, str]:

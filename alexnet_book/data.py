@@ -253,7 +253,7 @@ def evenly_spaced(total: int, n: int) -> list[int]:
 
 
 def experiment_data(profile, budget) -> tuple[ImageSet, ImageSet]:
-    """Train and test sets of a section experiment (notebooks 02-07, 10), cut to the budget.
+    """Train and test sets of a section experiment (notebooks 02-07, 09, 10), cut to the budget.
 
     These are CIFAR-scale experiments in every real profile: the imagenet profile runs them on
     CIFAR-10 too, and measures the ImageNet claims with the full training (notebook 08).

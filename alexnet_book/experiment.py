@@ -46,11 +46,7 @@ def train_seeds(name: str, make_model, recipe: Recipe, train: ImageSet, test: Im
     device = torch.device(device)
     histories, models = [], []
     for seed in seeds:
-        seed_everything(seed)
-        model = make_model()
-        if init is not None:
-            init(model)
-        model = model.to(device, memory_format=torch.channels_last)
+        model = initial_model(make_model, seed, init).to(device, memory_format=torch.channels_last)
         train_loader = TensorLoader(train, recipe.batch_size, shuffle=True, seed=seed, device=device, drop_last=True,
                                     transform=channels_last(train_transform))
         test_loader = (TensorLoader(test, 500, device=device, transform=channels_last(test_transform))
@@ -64,6 +60,16 @@ def train_seeds(name: str, make_model, recipe: Recipe, train: ImageSet, test: Im
         histories.append(history.assign(variant=name, seed=seed))
         models.append(model)
     return pd.concat(histories, ignore_index=True), models
+
+
+def initial_model(make_model, seed: int, init=None) -> nn.Module:
+    """The net train_seeds starts from for `seed` (it seeds, builds, then re-initializes), e.g. to measure
+    how far training moved the weights."""
+    seed_everything(seed)
+    model = make_model()
+    if init is not None:
+        init(model)
+    return model
 
 
 def sweep_lr(name: str, make_model, recipe: Recipe, lrs, train: ImageSet, *, seed: int = 0, extend: int = 2,

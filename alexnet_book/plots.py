@@ -372,19 +372,23 @@ def neighbours(queries: torch.Tensor, bank: torch.Tensor, by: dict):
     return fig
 
 
-def colour_scores(scores: dict):
+def colour_scores(scores: dict, reference: float | None = None):
     """Colour-specialization score of every conv1 kernel, per net (name -> scores), the two halves of
-    conv1 side by side: the paper's two GPUs in the grouped net, an arbitrary split in a control."""
+    conv1 side by side: the paper's two GPUs in the grouped net, an arbitrary split in a control.
+    `reference` (dashed): the mean score of kernels at their random start."""
     fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.2), sharey=True, squeeze=False)
     for ax, (name, values) in zip(axes[0], scores.items()):
         half = len(values) // 2
         for g, part in enumerate((values[:half], values[half:])):
             jitter = np.random.default_rng(g).uniform(-0.12, 0.12, len(part))
             ax.scatter(g + jitter, part.numpy(), s=10, alpha=0.7, color=f"C{g}")
-            ax.hlines(part.mean().item(), g - 0.25, g + 0.25, color="k")
+            ax.hlines(part.mean().item(), g - 0.25, g + 0.25, color="k", label="half's mean" if g == 0 else None)
+        if reference is not None:
+            ax.axhline(reference, color="gray", ls="--", lw=1, label=f"random start: {reference:.2f}")
         ax.set_xticks([0, 1], [f"kernels 0-{half - 1}", f"kernels {half}-{len(values) - 1}"])
         ax.set_title(name, fontsize=9)
         ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
     axes[0][0].set_ylabel("energy off the grey axis")
     fig.tight_layout()
     return fig

@@ -85,6 +85,9 @@ CIFAR_SECTION_BUDGETS = {
     # C12's regime, converged nets: no dropout on 10,000 images flattens by epoch ~10, and two plateau drops
     # of the rate settle it by 20 (6 epochs on 25,000 images with dropout were still falling).
     "10_depth_ablation": Budget(epochs=20, train_size=10_000, seeds=(0, 1, 2)),
+    # C11's regime, conv1 kernels far from their random start, in 2+ runs: CifarAlexNet in two groups and
+    # an ungrouped control, ~10 s per epoch each on 10,000 images.
+    "09_qualitative": Budget(epochs=20, train_size=10_000, seeds=(0, 1, 2)),
 }
 
 # The same notebooks on one GPU (`<notebook>@cuda`): all 50,000 images, five seeds, epochs enough to converge.
@@ -99,6 +102,7 @@ CIFAR_GPU_BUDGETS = {
     "06_dropout@cuda": Budget(epochs=100, seeds=(0, 1, 2, 3, 4)),  # dropout runs converge (C9), 5-net ensemble (C13)
     "07_training_recipe@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4), sweep_epochs=15),  # init trials: learns late?
     "10_depth_ablation@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),  # converged (C12)
+    "09_qualitative@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),  # kernels far from their start (C11)
 }
 
 PROFILES: dict[str, Profile] = {
@@ -120,7 +124,7 @@ PROFILES: dict[str, Profile] = {
             "06_dropout": Budget(epochs=3, train_size=1000, seeds=(0, 1), batch_size=64),
             "07_training_recipe": Budget(epochs=3, train_size=500, seeds=(0, 1), sweep_epochs=1, batch_size=64),
             "08_full_training": Budget(epochs=2, train_size=64, test_size=32, batch_size=32),
-            "09_qualitative": Budget(),
+            "09_qualitative": Budget(epochs=2, train_size=500, seeds=(0, 1), batch_size=64),
             "10_depth_ablation": Budget(epochs=2, train_size=500, seeds=(0, 1), batch_size=64),
             "11_report": Budget(),
         },
@@ -143,7 +147,6 @@ PROFILES: dict[str, Profile] = {
             "08_full_training": Budget(epochs=10, train_size=10_000, test_size=1_000),
             # with a GPU the same notebook trains on all of CIFAR-10 until the plateau schedule ends
             "08_full_training@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),
-            "09_qualitative": Budget(),  # looks at notebook 08's nets; trains nothing
             "11_report": Budget(),
         },
     ),
@@ -161,7 +164,6 @@ PROFILES: dict[str, Profile] = {
             **CIFAR_GPU_BUDGETS,
             # the paper's run: all of ILSVRC-2012 for about 90 epochs at batch 128
             "08_full_training": Budget(epochs=90),
-            "09_qualitative": Budget(),
             "11_report": Budget(),
         },
     ),

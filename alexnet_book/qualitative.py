@@ -2,56 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from . import data
 from .engine import autocast
-from .runtime import seed_everything
-from .train import make_model, memory_sets, transforms
-
-
-@dataclass
-class TrainedRun:
-    """A finished `python -m alexnet_book.train` run (notebook 08): its net in eval mode on the device
-    load_run was given, its config, the training and test images it used, and its centre-patch test input."""
-
-    model: nn.Module
-    config: dict
-    train: data.ImageSet
-    test: data.ImageSet
-    transform: object
-    checkpoint: Path
-
-    def initial_model(self) -> nn.Module:
-        """The same net at its random start: the CLI seeds, then builds the model (train.train)."""
-        seed_everything(self.config["seed"])
-        return make_model(self.config, num_classes=self.model.classifier.fc8.out_features)
-
-
-def load_run(out: str | Path, profile, device: str | torch.device = "cpu") -> TrainedRun:
-    """A finished run's net in eval mode on `device` (the notebook's: fc7 features of 60,000 images are a
-    GPU's work where there is one), with its data and test transform."""
-    if profile.dataset == "imagenet":
-        raise NotImplementedError("notebook 09 holds its images in memory; the imagenet profile needs a feature "
-                                  "pass over loaders.FolderLoader (not written yet)")
-    out = Path(out)
-    checkpoint = out / "checkpoint.pt"
-    if not (checkpoint.exists() and (out / "config.json").exists()):
-        raise FileNotFoundError(f"no trained net in {out}: run notebook 08 first (make reproduce ONLY=08), "
-                                f"or python -m alexnet_book.train --profile {profile.name} --out {out}")
-    config = json.loads((out / "config.json").read_text())
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
-    model = make_model(config, num_classes=len(state["classifier.fc8.bias"]))
-    model.load_state_dict(state)
-    train, test, mean, std = memory_sets(profile, config)
-    settings = {**config, "augment": "none", "channels_last": False}
-    transform = transforms(train.images.shape[-1], mean, std, None, settings)[1]
-    return TrainedRun(model.to(device).eval(), config, train, test, transform, checkpoint)
 
 
 def colour_specialization(weight: torch.Tensor) -> torch.Tensor:
@@ -102,19 +56,6 @@ def fc7_features(model: nn.Module, images: torch.Tensor, transform, batch_size: 
     finally:
         hook.remove()
     return torch.cat(captured)
-
-
-def cached_features(path: Path, checkpoint: Path, compute) -> torch.Tensor:
-    """`compute()`'s features, saved at `path` and reused while `checkpoint` is unchanged."""
-    key = f"{Path(checkpoint).resolve()}:{Path(checkpoint).stat().st_mtime_ns}"
-    if path.exists():
-        saved = torch.load(path)
-        if saved["key"] == key:
-            return saved["features"]
-    features = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"key": key, "features": features}, path)
-    return features
 
 
 def nearest(queries: torch.Tensor, bank: torch.Tensor, k: int = 6) -> torch.Tensor:

@@ -55,6 +55,20 @@ def test_cifar_alexnet_options():
         CifarAlexNet(pool_size=4)
 
 
+def test_grouped_cifar_alexnet_keeps_the_halves_apart_where_the_paper_did():
+    grouped = CifarAlexNet(groups=2)
+    layers = grouped.features
+    assert [getattr(layers, f"conv{i}").groups for i in range(1, 6)] == [1, 2, 1, 2, 2]  # conv3 crosses, as in the paper
+    assert layers.lrn1.groups == layers.lrn2.groups == 2
+    # conv2's first half sees only conv1's first half: a change to conv1's second half leaves it alone
+    x = torch.randn(2, 32, 16, 16)
+    y = layers.conv2(x)
+    x[:, 16:] += 1.0
+    assert torch.equal(layers.conv2(x)[:, :32], y[:, :32]) and not torch.equal(layers.conv2(x)[:, 32:], y[:, 32:])
+    assert count_parameters(grouped) < count_parameters(CifarAlexNet())
+    assert grouped(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
 def test_gaussian_init_sets_each_layer_std_and_zero_biases():
     torch.manual_seed(0)
     model = gaussian_init_(Layers80Sec(), Layers80Sec.CUDA_CONVNET_INIT)

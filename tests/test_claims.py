@@ -93,15 +93,17 @@ def test_c9_needs_overfitting_and_a_ratio_that_is_not_a_bound():
     assert claims.c9_dropout(stats(-1.0, 0.3, 3), ratio, overfits=True, converged=True)[0] == NOT_REPRODUCED
 
 
-def test_c11_needs_kernels_that_moved_and_two_runs():
+def test_c11_needs_kernels_that_moved_and_every_run_split():
     split, none = {"difference": 0.3, "p_value": 0.001}, {"difference": 0.02, "p_value": 0.6}
-    assert claims.c11_colour_groups(split, none, runs=2, moved=True)[0] == REPRODUCED
-    assert claims.c11_colour_groups(split, split, runs=2, moved=True)[0] == PARTLY
-    assert claims.c11_colour_groups({"difference": 0.05, "p_value": 0.03}, none, runs=2, moved=True)[0] == PARTLY
-    assert claims.c11_colour_groups(none, none, runs=2, moved=True)[0] == NOT_REPRODUCED
-    verdict, _, note = claims.c11_colour_groups(none, none, runs=1, moved=False)
+    weak = {"difference": 0.05, "p_value": 0.03}
+    assert claims.c11_colour_groups([split, split], [none, none], moved=True)[0] == REPRODUCED
+    assert claims.c11_colour_groups([split, split], [split, none], moved=True)[0] == PARTLY  # a control splits too
+    assert claims.c11_colour_groups([split, none], [none, none], moved=True)[0] == PARTLY  # not in every run
+    assert claims.c11_colour_groups([weak, weak], [none, none], moved=True)[0] == PARTLY
+    assert claims.c11_colour_groups([none, none], [none, none], moved=True)[0] == NOT_REPRODUCED
+    verdict, _, note = claims.c11_colour_groups([none, none], [none, none], moved=False)
     assert verdict == INCONCLUSIVE and "near their random start" in note
-    assert claims.c11_colour_groups(split, none, runs=1, moved=True)[0] == INCONCLUSIVE
+    assert claims.c11_colour_groups([split], [none], moved=True)[0] == INCONCLUSIVE
 
 
 def test_c12_needs_converged_nets():

@@ -132,6 +132,18 @@ def test_smoothing_keeps_one_lucky_epoch_from_deciding():
     assert smooth["epochs"].item() == 5 and smooth["best"].item() == pytest.approx(119 / 3)
 
 
+def test_initial_model_is_where_train_seeds_started():
+    train = data.synthetic(64, size=16)
+    norm = Normalize.from_images(train.images)
+    _, (still,) = experiment.train_seeds("t", tiny, Recipe(lr=0.0, epochs=1, batch_size=32), train, seeds=[3],
+                                         train_transform=norm)
+    _, (moved,) = experiment.train_seeds("t", tiny, Recipe(lr=0.1, epochs=1, batch_size=32), train, seeds=[3],
+                                         train_transform=norm)
+    start = experiment.initial_model(tiny, 3)
+    assert all(torch.equal(a, b) for a, b in zip(still.parameters(), start.parameters()))
+    assert not torch.equal(moved[0].weight, start[0].weight)
+
+
 def test_sweep_extends_the_grid_past_an_edge_that_wins(monkeypatch):
     tried = []
 

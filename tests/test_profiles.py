@@ -40,7 +40,8 @@ def test_every_training_notebook_has_a_converged_gpu_budget():
     cifar = get_profile("cifar")
     training = sorted(name for name in cifar.budgets if "@" not in name and cifar.budgets[name].epochs > 1)
     assert training == ["02_relu_vs_tanh", "03_local_response_norm", "04_overlapping_pooling", "05_data_augmentation",
-                        "06_dropout", "07_training_recipe", "08_full_training", "10_depth_ablation"]
+                        "06_dropout", "07_training_recipe", "08_full_training", "09_qualitative",
+                        "10_depth_ablation"]
     for name in training:
         gpu = cifar.budget(name, "cuda")
         assert gpu.train_size is None and len(gpu.seeds) == 5 and gpu.epochs > cifar.budget(name, "cpu").epochs, name

@@ -1,15 +1,11 @@
 """Section 6.1's measurements: the colour-specialization score, the group contrast and its
-permutation test, fc7 features, nearest neighbours, and loading notebook 08's trained net."""
-
-import json
-import os
+permutation test, fc7 features and nearest neighbours."""
 
 import pytest
 import torch
 
-from alexnet_book import qualitative, train
+from alexnet_book import qualitative
 from alexnet_book.model import AlexNet
-from alexnet_book.profiles import PROFILES
 
 
 def test_colour_specialization_is_0_on_the_grey_axis_and_1_for_pure_colour_contrast():
@@ -66,42 +62,9 @@ def test_fc7_features_are_the_post_relu_fc7_outputs_whatever_the_batch_size():
     torch.testing.assert_close(qualitative.fc7_features(model, images, transform, batch_size=5), features)
 
 
-def test_cached_features_are_reused_until_the_checkpoint_changes(tmp_path):
-    checkpoint, cache, calls = tmp_path / "checkpoint.pt", tmp_path / "fc7.pt", []
-    checkpoint.write_bytes(b"weights")
-
-    def compute():
-        calls.append(1)
-        return torch.full((2, 3), float(len(calls)))
-
-    first = qualitative.cached_features(cache, checkpoint, compute)
-    assert torch.equal(qualitative.cached_features(cache, checkpoint, compute), first) and len(calls) == 1
-    os.utime(checkpoint, ns=(1, 1))  # a retrained net
-    assert qualitative.cached_features(cache, checkpoint, compute)[0, 0] == 2.0
-
-
-def test_load_run_rebuilds_the_trained_net_its_data_and_its_test_input(tmp_path):
-    out = tmp_path / "run"
-    assert train.main(["--profile", "smoke", "--epochs", "1", "--train-size", "32", "--test-size", "16",
-                       "--batch-size", "16", "--width", "0.0625", "--fc-size", "32", "--out", str(out)]) == 0
-    trained = qualitative.load_run(out, PROFILES["smoke"])
-    saved = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]  # trained on any device
-    for name, value in trained.model.state_dict().items():
-        assert torch.equal(value, saved[name]), name
-    assert not trained.model.training
-    assert (len(trained.train), len(trained.test)) == (32, 16)
-    assert trained.transform(trained.test.images[:2]).shape == (2, 3, 224, 224)
-    assert json.loads((out / "config.json").read_text())["groups"] == trained.config["groups"]
-    start = trained.initial_model().features.conv1.weight  # the CLI's seed rebuilds the random start
-    assert qualitative.travel(trained.model.features.conv1.weight, start) > 0
-    assert qualitative.travel(start, start) == 0
-    if torch.cuda.is_available():  # notebook 09 on a GPU: the net there, the numbers it plots on the CPU
-        on_gpu = qualitative.load_run(out, PROFILES["smoke"], "cuda")
-        assert next(on_gpu.model.parameters()).is_cuda
-        assert not qualitative.colour_specialization(on_gpu.model.features.conv1.weight).is_cuda
-        assert not any(t.is_cuda for t in qualitative.top5(on_gpu.model, on_gpu.test.images[:2], on_gpu.transform))
-
-
-def test_load_run_without_a_trained_net_says_to_run_notebook_08(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run notebook 08 first"):
-        qualitative.load_run(tmp_path / "nothing", PROFILES["smoke"])
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_net_on_the_gpu_hands_back_cpu_numbers():
+    model = AlexNet(num_classes=10).cuda()
+    assert not qualitative.colour_specialization(model.features.conv1.weight).is_cuda
+    images = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
+    assert not any(t.is_cuda for t in qualitative.top5(model, images, lambda x: x.float() / 255))
