@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .experiment import lr_drops, paired_gain
+
 
 def image_grid(images: torch.Tensor, labels: torch.Tensor, classes, per_class: int = 8, title: str = ""):
     """The first `per_class` images of every class, one class per row (images uint8 N x 3 x H x W)."""
@@ -142,13 +144,17 @@ def train_test_curves(history, title: str = ""):
         mean = runs.groupby("epoch")[["train_top1", "test_top1", "gap"]].mean()
         left.plot(mean.index, mean["train_top1"], "--", color=f"C{i}", label=f"{variant} train")
         left.plot(mean.index, mean["test_top1"], "-", color=f"C{i}", label=f"{variant} test")
-        band = runs.groupby("epoch")["gap"].agg(["min", "max"])
         right.plot(mean.index, mean["gap"], color=f"C{i}", label=variant)
-        right.fill_between(band.index, band["min"], band["max"], color=f"C{i}", alpha=0.2)
-    left.set(xlabel="epochs", ylabel="top-1 error (%)", title="training (dashed) and test (solid) error")
+        if runs["seed"].nunique() > 1:  # one seed has no spread to show
+            band = runs.groupby("epoch")["gap"].agg(["min", "max"])
+            right.fill_between(band.index, band["min"], band["max"], color=f"C{i}", alpha=0.2)
+    seeds = history.groupby("variant")["seed"].nunique().max()
+    left.set(xlabel="epochs", ylabel="top-1 error (%)", title="training (dashed) and test (solid) error"
+             + (f", mean of {seeds} seeds" if seeds > 1 else ", one seed"))
     right.axhline(0, color="gray", lw=0.8)
     right.set(xlabel="epochs", ylabel="test − training error (points)",
-              title="overfitting gap (band: min-max over seeds)\nbelow 0: not overfitting (training error is measured with dropout on)")
+              title=f"overfitting gap{' (band: min-max over seeds)' if seeds > 1 else ''}\n"
+                    "below 0: not overfitting (training error is measured with dropout on)")
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -234,6 +240,22 @@ def layer_scales(tables: dict):
     return fig
 
 
+def init_trials(history, chance_loss: float):
+    """Training loss per epoch of each initialization (mean over seeds, thin lines per seed) against the
+    loss of a constant prediction: a flat line there has not started learning."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for i, (variant, runs) in enumerate(history.groupby("variant", sort=False)):
+        for _, run in runs.groupby("seed"):
+            ax.plot(run["epoch"], run["train_loss"], color=f"C{i}", lw=0.6, alpha=0.5)
+        mean = runs.groupby("epoch")["train_loss"].mean()
+        ax.plot(mean.index, mean.values, "o-", color=f"C{i}", ms=3, label=variant)
+    ax.axhline(chance_loss, color="gray", ls="--", lw=1, label=f"chance: ln 10 = {chance_loss:.3f}")
+    ax.set(xlabel="epochs", ylabel="training loss", title="does it learn? training loss per initialization")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
 def schedule(history):
     """Test error and learning rate over epochs under the plateau schedule, one line per variant."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -243,7 +265,9 @@ def schedule(history):
             left.plot(run["epoch"], run["train_top1"], "--", color=f"C{i}", lw=0.8)
             right.plot(run["epoch"], run["lr"], color=f"C{i}", label=variant)
     left.set(xlabel="epochs", ylabel="top-1 error (%)", title="test (solid) and training (dashed) error")
-    right.set(xlabel="epochs", ylabel="learning rate", yscale="log", title="learning rate: ÷10 on a plateau, three times")
+    drops = lr_drops(history).tolist()
+    right.set(xlabel="epochs", ylabel="learning rate", yscale="log",
+              title="learning rate, ÷10 on a plateau: " + (f"drops per run {drops}" if any(drops) else "it never dropped"))
     for ax in (left, right):
         handles, labels = ax.get_legend_handles_labels()
         ax.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys(), fontsize=8)
@@ -257,8 +281,6 @@ def paired_differences(history, pairs: dict, paper: float | None = None, column:
     """A claim that is a difference, seed by seed: for each label -> (worse, better) variant pair, the final
     `column` of `worse` minus that of `better` per seed (dots), their mean ± 2 standard errors (bar), zero
     (no effect) and the paper's effect (dashed)."""
-    from .experiment import paired_gain
-
     fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(pairs), 3.6))
     for i, (label, (worse, better)) in enumerate(pairs.items()):
         gain = paired_gain(history, worse=worse, better=better, column=column)

@@ -79,3 +79,27 @@ def test_augmentations_show_the_lighting_difference():
     fig = plots.augmentations(images, crop=12, lighting=(torch.tensor([0.2, 0.02, 0.004]), torch.eye(3)),
                               generator=torch.Generator().manual_seed(0), draws=2)
     assert fig.axes[-1].get_title() == "" and any("− orig." in ax.get_title() for ax in fig.axes)
+
+
+def history_of(seeds, lrs):
+    import pandas as pd
+
+    return pd.DataFrame([{"variant": "a", "seed": s, "epoch": e + 1, "lr": lr, "train_loss": 2.3 - 0.1 * e,
+                          "train_top1": 50.0 - e, "test_top1": 55.0 - e} for s in seeds for e, lr in enumerate(lrs)])
+
+
+def test_one_seed_draws_no_band_and_says_so():
+    one = plots.train_test_curves(history_of([0], [0.1, 0.1]))
+    assert not one.axes[1].collections and "one seed" in one.axes[0].get_title()
+    three = plots.train_test_curves(history_of([0, 1, 2], [0.1, 0.1]))
+    assert three.axes[1].collections and "mean of 3 seeds" in three.axes[0].get_title()
+
+
+def test_schedule_title_says_whether_the_rate_dropped():
+    assert "never dropped" in plots.schedule(history_of([0], [0.1, 0.1])).axes[1].get_title()
+    assert "drops per run [1]" in plots.schedule(history_of([0], [0.1, 0.01])).axes[1].get_title()
+
+
+def test_init_trials_draw_the_chance_loss():
+    ax = plots.init_trials(history_of([0, 1], [0.1, 0.1]), chance_loss=2.303).axes[0]
+    assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [2.303]
