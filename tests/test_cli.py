@@ -17,6 +17,7 @@ from torch import nn
 from alexnet_book import data, engine, train
 from alexnet_book.augment import Normalize, TrainTransform
 from alexnet_book.loaders import TensorLoader
+from alexnet_book.profiles import get_profile
 from alexnet_book.runtime import seed_everything
 
 EPOCHS = 6
@@ -216,8 +217,10 @@ def test_a_stop_between_epochs_keeps_the_epoch_checkpoint(tmp_path):
 def test_the_cuda_budget_applies_on_cuda_only():
     args = train.parse_args(["--profile", "cifar"])
     on_gpu, on_cpu = (train.resolve_config(args, torch.device(kind)) for kind in ("cuda", "cpu"))
-    assert on_gpu["epochs"] == 60 and on_gpu["train_size"] is None
-    assert on_cpu["epochs"] == 10 and on_cpu["train_size"] == 10_000
+    cifar = get_profile("cifar")
+    gpu, cpu = cifar.budget("08_full_training", "cuda"), cifar.budget("08_full_training", "cpu")
+    assert (on_gpu["epochs"], on_gpu["train_size"]) == (gpu.epochs, None) and gpu.epochs != cpu.epochs
+    assert (on_cpu["epochs"], on_cpu["train_size"]) == (cpu.epochs, 10_000)
 
 
 def test_a_run_leaves_cudnn_benchmark_as_it_found_it(tmp_path, monkeypatch):
