@@ -322,12 +322,14 @@ def gain_by_epoch(table, paper: float | None = None, ylabel: str = "error saved 
 def variant_bars(table, reference: str, title: str = "", ylabel: str = "test top-1 error (%)"):
     """Mean and standard deviation over seeds per variant (experiment.compare), the reference dashed."""
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    ax.bar(table.index, table["mean"], yerr=table["std"], capsize=4, color=["C1" if v == reference else "C0" for v in table.index])
-    ax.axhline(table.loc[reference, "mean"], color="gray", ls="--", lw=1)
+    ax.bar(table.index, table["mean"], yerr=table["std"], capsize=4, color=["C1" if v == reference else "C0" for v in table.index],
+           label="mean ± std over seeds")
+    ax.axhline(table.loc[reference, "mean"], color="gray", ls="--", lw=1, label=f"{reference} (reference)")
     low = (table["mean"] - table["std"].fillna(0)).min()
     ax.set_ylim(max(0, low - 5), None)
-    ax.set(ylabel=ylabel, title=title)
+    ax.set(xlabel="variant", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
     return fig
 
 
@@ -370,7 +372,9 @@ def top5_bars(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, c
         ax.set_yticks(range(5), [names[c] for c in classes[j].tolist()], fontsize=7)
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
+        ax.set_xlabel("probability", fontsize=7)
         ax.tick_params(axis="x", labelsize=6)
+    fig.suptitle("the five most probable labels of each test image (the true label in red)", fontsize=10)
     fig.tight_layout()
     return fig
 
