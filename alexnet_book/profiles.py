@@ -65,8 +65,9 @@ class Profile:
 # beside each budget, the regime its claim needs and why the budget reaches it.
 CIFAR_SECTION_BUDGETS = {
     # C1's regime, every run across 25% training error: a cap of 15 epochs left the cuda-convnet tanh runs at
-    # 34-35%, falling ~0.7 points per epoch and slowing (about 45 epochs by extrapolation); runs stop at 25%,
-    # so the cap of 60 costs only what a run needs (~12 s per epoch on all 50,000 images). Three seeds.
+    # 34-35%, still falling; runs stop at 25%, so the cap of 60 costs only what a run needs. Measured: the
+    # cuda-convnet tanh runs cross at ~35 epochs of ~17 s (all 50,000 images), and the notebook takes ~60 min
+    # on 2 quiet cores, over the 45-minute guide, because that is what crossing the line costs. Three seeds.
     "02_relu_vs_tanh": Budget(epochs=60, seeds=(0, 1, 2), sweep_epochs=2),
     # C4's regime, converged nets: the -11pct net takes ~35 s per epoch on 50,000 images, so 4 epochs left it
     # near 40% and falling; on 10,000 images (~10 s per epoch) two plateau drops of the rate flatten it within 25.
