@@ -154,7 +154,7 @@ def train_test_curves(history, title: str = ""):
     right.axhline(0, color="gray", lw=0.8)
     right.set(xlabel="epochs", ylabel="test − training error (points)",
               title=f"overfitting gap{' (band: min-max over seeds)' if seeds > 1 else ''}\n"
-                    "below 0: not overfitting (training error is measured with dropout on)")
+                    "below 0: training error, averaged over each epoch as the net learns (with dropout on, where used), is above test error")
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
