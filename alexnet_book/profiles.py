@@ -70,7 +70,8 @@ CIFAR_SECTION_BUDGETS = {
     # on 2 quiet cores, over the 45-minute guide, because that is what crossing the line costs. Three seeds.
     "02_relu_vs_tanh": Budget(epochs=60, seeds=(0, 1, 2), sweep_epochs=2),
     # C4's regime, converged nets: the -11pct net takes ~35 s per epoch on 50,000 images, so 4 epochs left it
-    # near 40% and falling; on 10,000 images (~10 s per epoch) two plateau drops of the rate flatten it within 25.
+    # near 40% and falling. On 10,000 images (measured: ~9 s per epoch without LRN, ~12 with) 25 epochs gave
+    # one plateau drop in 4 of 6 runs and left runs still improving (33 min): not yet the regime.
     "03_local_response_norm": Budget(epochs=25, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=2),
     # C5's regime, a net that overfits: without dropout CifarAlexNet on 10,000 images overfits from about
     # epoch 8 (notebook 06); with dropout on 25,000 images it had not after 10 epochs.
