@@ -168,6 +168,17 @@ def epochs_to_threshold(history: pd.DataFrame, threshold: float, cap: int, keys=
     return pd.DataFrame(rows)
 
 
+def learning_outcome(history: pd.DataFrame, threshold: float, cap: int) -> pd.DataFrame:
+    """Per variant, in order: how many runs brought training error to `threshold` within `cap` epochs,
+    the mean epochs of those that did, and the runs' final training loss and errors (means over seeds)."""
+    reach = epochs_to_threshold(history, threshold, cap, keys=("variant", "seed")).groupby("variant", sort=False)
+    final = last_epoch(history).groupby("variant", sort=False)
+    return pd.DataFrame({"runs that learned": reach["reached"].sum(),
+                         f"epochs to {threshold:g}% (mean)": reach.apply(lambda r: r.loc[r["reached"], "epochs"].mean()),
+                         "final train loss": final["train_loss"].mean(), "final train top-1": final["train_top1"].mean(),
+                         "final test top-1": final["test_top1"].mean()})
+
+
 def speedup(reach: pd.DataFrame, slow: str = "tanh", fast: str = "relu", by: str = "activation",
             group: str = "recipe") -> pd.DataFrame:
     """Per `group`: epochs of the `slow` and `fast` variants and their ratio, seed by seed, as mean

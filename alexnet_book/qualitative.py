@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -38,6 +39,14 @@ def group_contrast(scores: torch.Tensor, permutations: int = 10_000, seed: int =
     difference = abs(first - second)
     p_value = ((null >= difference - 1e-12).sum().item() + 1) / (permutations + 1)  # the observed split counts too
     return {"group 1 mean": first, "group 2 mean": second, "difference": difference, "p_value": p_value}
+
+
+def conv1_groups(models: list[nn.Module], starts: list[nn.Module], seeds) -> pd.DataFrame:
+    """C11 run by run: each trained net's conv1 group contrast (group_contrast of its colour scores) and
+    how far its conv1 travelled from the same seed's random start."""
+    return pd.DataFrame([{"seed": seed, **group_contrast(colour_specialization(model.features.conv1.weight)),
+                          "conv1 travel": travel(model.features.conv1.weight, start.features.conv1.weight)}
+                         for seed, model, start in zip(seeds, models, starts, strict=True)])
 
 
 @torch.no_grad()

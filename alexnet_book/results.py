@@ -22,6 +22,15 @@ REPO = Path(__file__).resolve().parents[1]
 CODE = ("alexnet_book", "pyproject.toml", "constraints.txt")  # what decides a run's numbers
 
 
+def shown(path: Path) -> Path:
+    """A path as printed for a reader: relative to the checkout when inside it, so executed notebooks
+    do not carry one machine's folders."""
+    try:
+        return Path(path).resolve().relative_to(REPO)
+    except ValueError:
+        return Path(path)
+
+
 def results_root() -> Path:
     """$ALEXNET_BOOK_RESULTS, else results/ in the source checkout, else ./results."""
     if os.environ.get(RESULTS_ENV):
@@ -128,7 +137,7 @@ class Results:
         payload = {"run": {**self.record, "wall_time_s": round(time.perf_counter() - self._start, 1)},
                    "metrics": self.metrics, "claims": self.claims}
         (self.dir / "metrics.json").write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
-        print(f"wrote {self.dir / 'metrics.json'}")
+        print(f"wrote {shown(self.dir / 'metrics.json')}")
         return payload
 
 

@@ -12,7 +12,7 @@ import torch
 from .data import ImageSet, experiment_data
 from .optim import PAPER_LR, Recipe
 from .profiles import Budget, Profile, get_profile
-from .results import Results
+from .results import Results, shown
 from .versions import check_versions
 
 DEVICE_ENV = "ALEXNET_BOOK_DEVICE"
@@ -79,5 +79,5 @@ def setup(notebook: str, profile: str | None = None, device: str | None = None) 
     print(f"budget   {budget}")
     print(f"device   {results.record['device']}")
     print(f"seed     {prof.seed}")
-    print(f"results  {results.dir}")
+    print(f"results  {shown(results.dir)}")
     return run

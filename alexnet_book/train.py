@@ -24,7 +24,7 @@ from .loaders import FolderLoader, TensorLoader, shard
 from .model import LRN_CONVENTIONS, AlexNet, he_init_, paper_init_
 from .optim import Recipe
 from .profiles import get_profile
-from .results import results_root, run_record
+from .results import results_root, run_record, shown
 from .runtime import pick_device, seed_everything
 from .timing import loader_throughput, model_throughput
 from .versions import check_versions
@@ -299,7 +299,7 @@ def train(config: dict, device: torch.device) -> int:
     if main_rank:
         print(f"profile {profile.name}, {config['epochs']} epochs at batch {config['batch_size']} "
               f"over {distributed.world_size()} process(es) on {device}, amp {config['amp']}; "
-              f"{'resuming' if checkpoint.exists() else 'writing'} {checkpoint}", file=sys.stderr)
+              f"{'resuming' if checkpoint.exists() else 'writing'} {shown(checkpoint)}", file=sys.stderr)
 
     if config["benchmark"]:
         speed = {"loader": loader_throughput(inputs["train"], batches=min(20, len(inputs["train"]) - 1)),
@@ -331,6 +331,33 @@ def train(config: dict, device: torch.device) -> int:
         (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
         print(pd.Series(final).round(2).to_string(), file=sys.stderr)
     return 0
+
+
+def budget_args(budget) -> list[str]:
+    """A profile's budget as this command's flags (size 0: every image)."""
+    return ["--epochs", str(budget.epochs), "--batch-size", str(budget.batch_size),
+            "--train-size", str(budget.train_size or 0), "--test-size", str(budget.test_size or 0)]
+
+
+def run_seeds(argv: list[str], out: Path, seeds) -> dict[int, dict]:
+    """`main(argv)` once per seed, each into its own folder `<out>-seed<s>` so that a rerun resumes every
+    seed from its own checkpoint; each seed's run.json record."""
+    records = {}
+    for seed in seeds:
+        folder = out.with_name(f"{out.name}-seed{seed}")
+        status = main([*argv, "--out", str(folder), "--seed", str(seed)])
+        if status != 0:
+            raise RuntimeError(f"{folder.name}: training stopped with status {status}; run it again to resume "
+                               "from its checkpoint")
+        records[seed] = json.loads((folder / "run.json").read_text())
+    return records
+
+
+def summary(record: dict) -> dict:
+    """One run.json as a table row: its ten-patch errors, epochs, hours and median training speed."""
+    history = pd.DataFrame(record["history"])
+    return {**record["final"], "epochs": len(history), "hours": record["wall_time_s"] / 3600,
+            "train img/s": history["img_per_s"].median()}
 
 
 if __name__ == "__main__":

@@ -229,3 +229,23 @@ def test_a_run_leaves_cudnn_benchmark_as_it_found_it(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "train", lambda config, device: seen.append(torch.backends.cudnn.benchmark) or 0)
     assert train.main([*TINY, "--out", str(tmp_path / "run")]) == 0
     assert seen == [False] and torch.backends.cudnn.benchmark is True
+
+
+def test_run_seeds_trains_each_seed_into_its_own_folder_and_says_which_failed(tmp_path):
+    short = [*TINY[:2], "--epochs", "2", *TINY[4:]]
+    records = train.run_seeds(short, tmp_path / "net", seeds=(0, 1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net-seed0", "net-seed1"]
+    assert [records[s]["config"]["seed"] for s in (0, 1)] == [0, 1]
+    assert not torch.equal(weights(tmp_path / "net-seed0")["features.conv1.weight"],
+                           weights(tmp_path / "net-seed1")["features.conv1.weight"])
+    row = train.summary(records[1])
+    assert row["epochs"] == 2 and row["train img/s"] > 0 and row["ten_top1"] == records[1]["final"]["ten_top1"]
+    with pytest.raises(RuntimeError, match="net-seed2: training stopped with status 2"):
+        train.run_seeds([*short, "--profile", "nope"], tmp_path / "net", seeds=(2,))
+
+
+def test_budget_args_hand_a_profile_budget_to_the_command():
+    budget = get_profile("smoke").budget("08_full_training", "cpu")
+    args = train.parse_args(["--profile", "smoke", *train.budget_args(budget)])
+    assert (args.epochs, args.batch_size) == (budget.epochs, budget.batch_size)
+    assert args.train_size == (budget.train_size or 0) and args.test_size == (budget.test_size or 0)

@@ -22,6 +22,18 @@ def test_epochs_to_interpolates_between_epochs():
     assert math.isnan(experiment.epochs_to(h, 5.0))
 
 
+def test_learning_outcome_counts_runs_that_learned_and_averages_only_their_epochs():
+    history = runs([("stuck", 0, 1, 90.0, 90.0), ("stuck", 0, 2, 90.0, 90.0),
+                    ("learns", 0, 1, 85.0, 86.0), ("learns", 0, 2, 70.0, 72.0),
+                    ("learns", 1, 1, 60.0, 62.0), ("learns", 1, 2, 50.0, 55.0)]).assign(train_loss=2.0)
+    table = experiment.learning_outcome(history, 80.0, cap=2)
+    assert table.index.tolist() == ["stuck", "learns"]  # the order the variants ran in
+    assert table["runs that learned"].tolist() == [0, 2]
+    assert math.isnan(table.loc["stuck", "epochs to 80% (mean)"])  # no run learned: no number, not the cap
+    assert table.loc["learns", "epochs to 80% (mean)"] == pytest.approx((1 + 5 / 15 + 10 / 30) / 2)
+    assert table.loc["learns", "final test top-1"] == pytest.approx((72.0 + 55.0) / 2)
+
+
 def test_speedup_is_paired_by_seed_and_flags_runs_that_never_got_there():
     rows = []
     for seed, (fast, slow) in enumerate([([20.0], [50.0, 30.0, 20.0]), ([20.0], [50.0, 40.0, 30.0])]):

@@ -36,6 +36,23 @@ def test_group_contrast_finds_two_different_halves_and_not_a_mixed_split():
         qualitative.group_contrast(torch.rand(5))
 
 
+def test_conv1_groups_has_one_row_per_seed_with_contrast_and_travel():
+    from alexnet_book.cifar_nets import CifarAlexNet
+
+    starts = [CifarAlexNet(), CifarAlexNet()]
+    trained = [CifarAlexNet(), CifarAlexNet()]
+    trained[0].load_state_dict(starts[0].state_dict())  # seed 0 never moved
+    with torch.no_grad():
+        trained[1].features.conv1.weight.copy_(3 * starts[1].features.conv1.weight)  # moved by twice its norm
+    table = qualitative.conv1_groups(trained, starts, seeds=(0, 1))
+    assert table["seed"].tolist() == [0, 1]
+    assert table["conv1 travel"].tolist() == pytest.approx([0.0, 2.0], abs=1e-6)
+    expected = qualitative.group_contrast(qualitative.colour_specialization(trained[1].features.conv1.weight))
+    assert table.loc[1, "difference"] == pytest.approx(expected["difference"])
+    with pytest.raises(ValueError):
+        qualitative.conv1_groups(trained, starts[:1], seeds=(0, 1))
+
+
 def test_nearest_orders_by_euclidean_distance_and_same_class_rate_counts_matching_labels():
     bank = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [0.0, 2.5]])
     queries = torch.tensor([[0.2, 0.0], [5.0, 4.0]])

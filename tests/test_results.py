@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from alexnet_book.claims import CLAIMS
 from alexnet_book.report import collect_claims, to_markdown, write_claims
-from alexnet_book.results import Results
+from alexnet_book.results import REPO, Results, shown
 from alexnet_book.runtime import pick_device, seed_everything, setup
 
 
@@ -19,6 +20,11 @@ def test_setup_resolves_profile_budget_and_results(tmp_path, capsys):
     assert run.results.dir == tmp_path / "results" / "smoke" / "00_setup" and run.results.dir.is_dir()
     printed = capsys.readouterr().out
     assert "profile  smoke" in printed and f"device   {pick_device().type}" in printed
+
+
+def test_printed_paths_are_relative_to_the_checkout_when_inside_it(tmp_path):
+    assert shown(REPO / "results" / "cifar" / "02_relu_vs_tanh") == Path("results/cifar/02_relu_vs_tanh")
+    assert shown(tmp_path / "elsewhere") == tmp_path / "elsewhere"  # outside the checkout: as it is
 
 
 def test_setup_rejects_unknown_profile():
