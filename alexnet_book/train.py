@@ -227,12 +227,13 @@ def folder_inputs(profile, config: dict, device: torch.device) -> dict:
     def part(dataset, n):
         return torch.utils.data.Subset(dataset, data.evenly_spaced(len(dataset), n)) if n else dataset
 
+    sample = data.evenly_spaced(len(train_set), STATS_IMAGES)  # every class, as the sorted listing has them
+
     def channel_stats() -> dict:
-        sample = data.load_dataset(profile, "train", config["data_root"], limit=STATS_IMAGES)
-        return dict(zip(("mean", "std"), data.channel_stats(sample.images)))
+        return dict(zip(("mean", "std"), data.channel_stats(torch.stack([train_set[i][0] for i in sample]))))
 
     with distributed.rank0_first():  # one process samples the statistics; the others read its cache
-        stats = data.cached("imagenet-stats", root / "train", channel_stats)
+        stats = data.cached("imagenet-stats", root / "train", channel_stats, files=[train_set.path(i) for i in sample])
     std = torch.ones(3) if config["mean_only"] else stats["std"]
     train_tf, test_tf, whole = transforms(256, stats["mean"], std, (IMAGENET_EIGVAL, IMAGENET_EIGVEC), config)
     batch, eval_batch = config["batch_size"] // distributed.world_size(), config["eval_batch_size"]

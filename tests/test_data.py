@@ -217,6 +217,20 @@ def test_cache_key_follows_the_folder_contents_and_a_stray_temp_file_does_no_har
     assert not list((tmp_path / "cache").glob(f"*.{os.getpid()}.tmp"))
 
 
+def test_a_cache_built_from_some_files_is_keyed_by_those_files_alone(tmp_path):
+    source = tmp_path / "images"
+    (source / "a").mkdir(parents=True)
+    sample, other = source / "a" / "1.jpg", source / "a" / "2.jpg"
+    sample.write_bytes(b"x")
+    other.write_bytes(b"y")
+    first = data.fingerprint(source, files=[sample])
+    other.write_bytes(b"yyy")  # not read by the build: the same key
+    assert data.fingerprint(source, files=[sample]) == first
+    sample.write_bytes(b"xx")  # read by the build: a new key
+    assert data.fingerprint(source, files=[sample]) != first
+    assert data.fingerprint(source) == data.fingerprint(source, files=[sample, other])  # all files: the same walk
+
+
 def test_a_cache_built_by_a_download_is_keyed_by_what_was_downloaded(tmp_path, monkeypatch):
     monkeypatch.setenv("ALEXNET_BOOK_CACHE", str(tmp_path / "cache"))
     source, builds = tmp_path / "cifar-10-batches-py", []
