@@ -54,6 +54,13 @@ TINY = ["--profile", "smoke", "--epochs", "1", "--train-size", "64", "--test-siz
         "--dropout", "0", "--augment", "none", "--init", "torch"]
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_alexnet_has_no_buffers_so_ddp_syncs_nothing_in_forward(groups):
+    from alexnet_book.model import AlexNet
+
+    assert not list(AlexNet(groups=groups).buffers())  # distributed.wrap relies on it: evaluation needs no collective
+
+
 def test_two_gloo_processes_reach_the_weights_of_one_at_the_same_global_batch(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
