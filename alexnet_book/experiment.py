@@ -211,13 +211,14 @@ def smoothed(run: pd.DataFrame, column: str, smooth: int = 1) -> pd.Series:
 def epochs_to_best(history: pd.DataFrame, column: str = "test_top1", within: float = 0.5,
                    smooth: int = 1) -> pd.DataFrame:
     """Per (variant, seed): the first epoch whose (smoothed) `column` is within `within` points of the
-    run's best, i.e. when it converged; `still_improving` flags runs whose best came in their last epoch."""
+    run's best, i.e. when it converged; `still_improving` flags runs that had not stopped improving
+    (`stopped_improving`, the test `converged` applies to every run)."""
     rows = []
     for (variant, seed), run in history.groupby(["variant", "seed"], sort=False):
         values, epochs = smoothed(run, column, smooth), run.sort_values("epoch")["epoch"]
         best = values.min()
         rows.append({"variant": variant, "seed": seed, "epochs": epochs[values <= best + within].iloc[0], "best": best,
-                     "still_improving": epochs[values.idxmin()] == epochs.max()})
+                     "still_improving": not stopped_improving(values)})
     return pd.DataFrame(rows)
 
 
@@ -229,16 +230,17 @@ def describe_ratio(row) -> str:
 # ---------------------------------------------------------------- regime checks (claims.py judges with them)
 
 
+def stopped_improving(values: pd.Series, window: int = 3, within: float = CONVERGED_WITHIN) -> bool:
+    """Whether one run's curve (by epoch) has stopped improving: its last `window` epochs do not beat the
+    best of its earlier epochs by more than `within` points. A run of `window` epochs or fewer has not."""
+    return len(values) > window and values.iloc[:-window].min() - values.iloc[-window:].min() <= within
+
+
 def converged(history: pd.DataFrame, column: str = "test_top1", window: int = 3,
               within: float = CONVERGED_WITHIN, smooth: int = 1) -> bool:
-    """Whether every (variant, seed) run has stopped improving: its last `window` epochs do not beat the
-    best of its earlier epochs by more than `within` points (on the `smooth`-epoch running mean).
-    A run of `window` epochs or fewer has not."""
-    for _, run in history.groupby(["variant", "seed"], sort=False):
-        values = smoothed(run, column, smooth)
-        if len(values) <= window or values.iloc[:-window].min() - values.iloc[-window:].min() > within:
-            return False
-    return True
+    """Whether every (variant, seed) run has stopped improving (on the `smooth`-epoch running mean)."""
+    return all(stopped_improving(smoothed(run, column, smooth), window, within)
+               for _, run in history.groupby(["variant", "seed"], sort=False))
 
 
 def overfitting_gap(history: pd.DataFrame, variant: str) -> float:

@@ -126,12 +126,15 @@ def test_ten_patch_errors_centre_and_ten_patches():
     assert 0 <= errors["ten_top5"] <= errors["ten_top1"]
 
 
-def test_epochs_to_best_flags_runs_still_improving():
-    history = runs([("a", 0, 1, 0, 50.0), ("a", 0, 2, 0, 40.2), ("a", 0, 3, 0, 40.0), ("a", 0, 4, 0, 45.0),
-                    ("b", 0, 1, 0, 50.0), ("b", 0, 2, 0, 45.0), ("b", 0, 3, 0, 41.0)])
+def test_epochs_to_best_flags_runs_still_improving_as_converged_judges_them():
+    curves = {"settled": [50, 40.2, 40.0, 40.3, 40.1, 45], "falling": [50, 45, 41, 40, 39.5, 39.2],
+              "creeping": [50, 40, 39.9, 39.8, 39.7, 39.6]}  # creeping: its best is the last epoch, but by 0.3
+    history = runs([(name, 0, e, 0, v) for name, curve in curves.items() for e, v in enumerate(curve, 1)])
     table = experiment.epochs_to_best(history).set_index("variant")
-    assert table.loc["a", "epochs"] == 2 and not table.loc["a", "still_improving"]  # within 0.5 of the best at epoch 2
-    assert table.loc["b", "epochs"] == 3 and table.loc["b", "still_improving"]
+    assert table["epochs"].to_dict() == {"settled": 2, "falling": 5, "creeping": 2}  # within 0.5 of each best
+    assert table["still_improving"].to_dict() == {"settled": False, "falling": True, "creeping": False}
+    for name in curves:  # one test of "converged" for the table and for the regime check
+        assert experiment.converged(history[history.variant == name]) == (not table.loc[name, "still_improving"])
 
 
 def test_smoothing_keeps_one_lucky_epoch_from_deciding():
