@@ -152,9 +152,9 @@ def train_test_curves(history, title: str = ""):
     left.set(xlabel="epochs", ylabel="top-1 error (%)", title="training (dashed) and test (solid) error"
              + (f", mean of {seeds} seeds" if seeds > 1 else ", one seed"))
     right.axhline(0, color="gray", lw=0.8)
-    right.set(xlabel="epochs", ylabel="test − training error (points)",
-              title=f"overfitting gap{' (band: min-max over seeds)' if seeds > 1 else ''}\n"
-                    "below 0: training error, averaged over each epoch as the net learns (with dropout on, where used), is above test error")
+    right.set(xlabel="epochs", ylabel="test − training error (points)")
+    right.set_title(f"overfitting gap{' (band: min-max over seeds)' if seeds > 1 else ''}\nbelow 0: training error, averaged "
+                    "over each epoch as the net learns\n(with dropout on, where used), is above test error", fontsize=9)
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

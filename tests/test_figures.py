@@ -95,6 +95,13 @@ def test_one_seed_draws_no_band_and_says_so():
     assert three.axes[1].collections and "mean of 3 seeds" in three.axes[0].get_title()
 
 
+def test_the_two_panel_titles_do_not_overlap():
+    fig = plots.train_test_curves(history_of([0, 1, 2], [0.1, 0.1]), title="a title")
+    renderer = fig.canvas.get_renderer()
+    left, right = (ax.title.get_window_extent(renderer) for ax in fig.axes)
+    assert left.x1 < right.x0, "the gap panel's subtitle runs into the error panel's title"
+
+
 def test_schedule_title_says_whether_the_rate_dropped():
     assert "never dropped" in plots.schedule(history_of([0], [0.1, 0.1])).axes[1].get_title()
     assert "drops per run [1]" in plots.schedule(history_of([0], [0.1, 0.01])).axes[1].get_title()
