@@ -148,7 +148,8 @@ PROFILES: dict[str, Profile] = {
             **CIFAR_SECTION_BUDGETS,
             **CIFAR_GPU_BUDGETS,
             # The paper's AlexNet on CIFAR-10 upscaled to 224, one seed: 10 epochs on 10,000 images took 35 min
-            # (grouped) + 19 min (one GPU) on 2 CPU cores, so 8 epochs fit 45 min. C2 needs 2+ seeds: a GPU's.
+            # (grouped) + 19 min (one GPU) on 2 CPU cores; 8 epochs then took 37 + 22 min (59 min, 42 and 68 img/s
+            # on a slower day), over the 45-minute guide. C2 needs 2+ seeds and converged nets: a GPU's budget.
             "08_full_training": Budget(epochs=8, train_size=10_000, test_size=1_000),
             # with a GPU the same notebook trains on all of CIFAR-10 until the plateau schedule ends
             "08_full_training@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),
