@@ -144,10 +144,15 @@ def paired_gain(history: pd.DataFrame, worse: str, better: str, column: str = "t
     return {**spread(gains), "per_seed": gains.round(3).tolist()}
 
 
+def lr_drop_epochs(history: pd.DataFrame) -> pd.Series:
+    """Per (variant, seed) run, the epochs at which the plateau schedule divided the learning rate."""
+    ordered = history.sort_values("epoch", kind="stable").groupby(["variant", "seed"], sort=False)
+    return ordered.apply(lambda run: run.loc[run["lr"].diff() < 0, "epoch"].tolist())
+
+
 def lr_drops(history: pd.DataFrame) -> pd.Series:
     """How many times the plateau schedule divided each (variant, seed) run's learning rate."""
-    ordered = history.sort_values("epoch", kind="stable").groupby(["variant", "seed"], sort=False)["lr"]
-    return ordered.apply(lambda lr: int((lr.diff() < 0).sum()))
+    return lr_drop_epochs(history).str.len()
 
 
 def gain_by_epoch(history: pd.DataFrame, worse: str, better: str, column: str = "test_top1") -> pd.DataFrame:

@@ -69,6 +69,7 @@ def test_lr_drops_counts_each_runs_divisions():
     history = runs([("a", 0, e, 0, 0) for e in (1, 2, 3)] + [("b", 0, e, 0, 0) for e in (1, 2, 3)])
     history["lr"] = [0.1, 0.01, 0.001, 0.1, 0.1, 0.1]
     assert experiment.lr_drops(history).to_dict() == {("a", 0): 2, ("b", 0): 0}
+    assert experiment.lr_drop_epochs(history).to_dict() == {("a", 0): [2, 3], ("b", 0): []}
 
 
 def tiny():
