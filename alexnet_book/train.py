@@ -355,9 +355,12 @@ def run_seeds(argv: list[str], out: Path, seeds) -> dict[int, dict]:
 
 
 def summary(record: dict) -> dict:
-    """One run.json as a table row: its ten-patch errors, epochs, hours and median training speed."""
+    """One run.json as a table row: its ten-patch errors, epochs, training hours and median training speed.
+
+    The hours sum the history's per-epoch training seconds, which the checkpoint carries: run.json's
+    wall_time_s is only the last process's, and a run resumed just to evaluate would show minutes."""
     history = pd.DataFrame(record["history"])
-    return {**record["final"], "epochs": len(history), "hours": record["wall_time_s"] / 3600,
+    return {**record["final"], "epochs": len(history), "train hours": history["seconds"].sum() / 3600,
             "train img/s": history["img_per_s"].median()}
 
 

@@ -240,6 +240,8 @@ def test_run_seeds_trains_each_seed_into_its_own_folder_and_says_which_failed(tm
                            weights(tmp_path / "net-seed1")["features.conv1.weight"])
     row = train.summary(records[1])
     assert row["epochs"] == 2 and row["train img/s"] > 0 and row["ten_top1"] == records[1]["final"]["ten_top1"]
+    rerun = train.run_seeds(short, tmp_path / "net", seeds=(1,))  # finished: resumes only to evaluate
+    assert train.summary(rerun[1])["train hours"] == row["train hours"] > 0
     with pytest.raises(RuntimeError, match="net-seed2: training stopped with status 2"):
         train.run_seeds([*short, "--profile", "nope"], tmp_path / "net", seeds=(2,))
 
