@@ -271,6 +271,9 @@ def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: to
             scheduler.load_state_dict(state["scheduler"])
         set_rng_state(distributed.own(state["rng"]), device)
         history, start, partial = state["history"], state["epoch"] + 1, state.get("partial")
+        if start > epochs:  # a shorter history than the checkpoint's cannot be had without training again
+            raise CheckpointMismatch(f"{checkpoint} holds {start} epochs, more than the {epochs} asked for; "
+                                     "ask for at least as many, or delete it to start again")
         if stop_at_train_top1 is not None and history and history[-1]["train_top1"] <= stop_at_train_top1:
             return pd.DataFrame(history)  # the run had already stopped early
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet_book import data, experiment
+from alexnet_book import data, engine, experiment
 from alexnet_book.augment import Normalize, channels_last
 from alexnet_book.optim import Recipe
 
@@ -91,6 +91,22 @@ def test_train_seeds_is_repeatable_and_resumes_from_checkpoints(tmp_path):
     assert len(list(tmp_path.glob("tiny-seed*.pt"))) == 2
     pd.testing.assert_frame_equal(first, resumed)
     assert torch.equal(models[1][0].weight, resumed_models[1][0].weight)
+
+
+def test_a_longer_budget_continues_the_finished_runs_and_equals_a_straight_run(tmp_path):
+    train, test = data.synthetic(256, size=16), data.synthetic(64, size=16, seed=1)
+    norm = Normalize.from_images(train.images)
+    options = dict(seeds=[0], train_transform=norm, test_transform=norm)
+    short, longer = Recipe(lr=0.05, epochs=2, batch_size=32), Recipe(lr=0.05, epochs=3, batch_size=32)
+    experiment.train_seeds("tiny", tiny, short, train, test, checkpoints=tmp_path / "extended", **options)
+    extended, extended_models = experiment.train_seeds("tiny", tiny, longer, train, test,
+                                                       checkpoints=tmp_path / "extended", **options)
+    straight, straight_models = experiment.train_seeds("tiny", tiny, longer, train, test, **options)
+    assert len(list((tmp_path / "extended").glob("*.pt"))) == 1  # one run, extended in place
+    pd.testing.assert_frame_equal(extended.drop(columns="seconds"), straight.drop(columns="seconds"))
+    assert torch.equal(extended_models[0][0].weight, straight_models[0][0].weight)
+    with pytest.raises(engine.CheckpointMismatch, match="holds 3 epochs, more than the 2 asked for"):
+        experiment.train_seeds("tiny", tiny, short, train, test, checkpoints=tmp_path / "extended", **options)
 
 
 def test_sweep_scores_a_diverging_rate_as_100_and_best_lr_picks_the_lowest_error():
