@@ -20,7 +20,7 @@ from torch import nn
 
 from . import engine
 from .augment import channels_last
-from .claims import CONVERGED_WITHIN, OVERFIT_GAP
+from .claims import CONVERGED, CONVERGED_WITHIN, LOWER_BOUND, OVERFIT_GAP, STILL_IMPROVING
 from .data import ImageSet
 from .engine import NonFiniteLossError, fit
 from .loaders import TensorLoader
@@ -248,6 +248,18 @@ def converged(history: pd.DataFrame, column: str = "test_top1", window: int = 3,
     """Whether every (variant, seed) run has stopped improving (on the `smooth`-epoch running mean)."""
     return all(stopped_improving(smoothed(run, column, smooth), window, within)
                for _, run in history.groupby(["variant", "seed"], sort=False))
+
+
+def gain_state(history: pd.DataFrame, worse: str, better: str, column: str = "test_top1") -> str:
+    """Where the gain of variant `better` over `worse` stands at the end (claims.GAIN_STATES): "converged"
+    when every run of both stopped improving; "lower bound" when only `worse`'s did (`better`, still
+    improving, can only widen the gain); "still improving" when `worse` had not, so the gain may yet shrink
+    or change sign. A gain compared while both nets still learn measures a moment, not the nets."""
+    def stopped(variant: str) -> bool:
+        return converged(history[history["variant"] == variant], column)
+    if not stopped(worse):
+        return STILL_IMPROVING
+    return CONVERGED if stopped(better) else LOWER_BOUND
 
 
 def overfitting_gap(history: pd.DataFrame, variant: str) -> float:

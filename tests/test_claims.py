@@ -26,8 +26,24 @@ def test_effect_verdict_reads_the_interval(gain, verdict):
 
 def test_outside_the_regime_every_gain_is_inconclusive():
     assert claims.effect_verdict(stats(2.0, 0.3, 3), 2.0, regime_reached=False) == INCONCLUSIVE
-    verdict, rule, note = claims.c4_lrn_cifar(stats(3.5, 0.3, 3), converged=False)
+    verdict, rule, note = claims.c4_lrn_cifar(stats(3.5, 0.3, 3), claims.STILL_IMPROVING)
     assert verdict == INCONCLUSIVE and "regime not reached" in note and "2 standard errors" in rule
+
+
+@pytest.mark.parametrize("gain, state, verdict", [
+    (stats(2.0, 0.3, 3), claims.CONVERGED, REPRODUCED),
+    (stats(2.0, 0.3, 3), claims.LOWER_BOUND, REPRODUCED),  # the gain can only widen: a bound past the line decides
+    (stats(0.6, 0.1, 3), claims.LOWER_BOUND, INCONCLUSIVE),  # "partly" from a bound: the real gain may be larger
+    (stats(-0.5, 0.3, 3), claims.LOWER_BOUND, INCONCLUSIVE),  # nor "not reproduced"
+    (stats(-0.5, 0.3, 3), claims.CONVERGED, NOT_REPRODUCED),
+    (stats(-0.5, 0.3, 3), claims.STILL_IMPROVING, INCONCLUSIVE),  # the worse net still learning: a moment, not nets
+    (stats(2.0, 0.3, 3), claims.STILL_IMPROVING, INCONCLUSIVE),
+])
+def test_a_gain_decides_only_as_far_as_training_settled_it(gain, state, verdict):
+    got, _, note = claims.gain_claim(gain, 2.0, True, "", state=state)
+    assert got == verdict and state.split()[0] in note
+    with pytest.raises(ValueError, match="unknown gain state 'done'; valid: converged, lower bound, still improving"):
+        claims.gain_claim(gain, 2.0, True, "", state="done")
 
 
 def test_interval_is_two_standard_errors():
@@ -63,13 +79,18 @@ def test_c3_and_c10_need_imagenet():
     assert claims.c10_imagenet_error(45.0, 18.9, imagenet=True)[0] == NOT_REPRODUCED
 
 
-def test_c5_and_c7_need_a_net_that_overfits():
-    assert claims.c5_overlapping_pooling(stats(0.52, 0.71, 3), overfits=True)[0] == INCONCLUSIVE
-    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), overfits=False)[0] == INCONCLUSIVE
-    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), overfits=True)[0] == REPRODUCED
-    verdict, _, note = claims.c7_pca_lighting(stats(-0.85, 2.42, 3), overfits=False)
+def test_c5_and_c7_need_a_net_that_overfits_and_a_settled_gain():
+    done = claims.CONVERGED
+    assert claims.c5_overlapping_pooling(stats(0.52, 0.71, 3), True, done)[0] == INCONCLUSIVE
+    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), False, done)[0] == INCONCLUSIVE
+    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), True, done)[0] == REPRODUCED
+    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), True, claims.LOWER_BOUND)[0] == REPRODUCED
+    verdict, _, note = claims.c7_pca_lighting(stats(-0.85, 2.42, 3), False, done)
     assert verdict == INCONCLUSIVE and "does not overfit" in note
-    assert claims.c7_pca_lighting(stats(-0.3, 0.2, 3), overfits=True)[0] == NOT_REPRODUCED
+    assert claims.c7_pca_lighting(stats(-0.3, 0.2, 3), True, done)[0] == NOT_REPRODUCED
+    # 05's run on 2f589c8: the augmented nets still improving at 15 epochs
+    verdict, _, note = claims.c7_pca_lighting(stats(-1.11, 1.16, 3), True, claims.STILL_IMPROVING)
+    assert verdict == INCONCLUSIVE and "still improving" in note
 
 
 def test_c6_counts():
@@ -107,9 +128,9 @@ def test_c11_needs_kernels_that_moved_and_every_run_split():
 
 
 def test_c12_needs_converged_nets():
-    assert claims.c12_depth(stats(-1.18, 1.72, 3), converged=False)[0] == INCONCLUSIVE
-    assert claims.c12_depth(stats(-0.5, 0.3, 3), converged=True)[0] == NOT_REPRODUCED
-    assert claims.c12_depth(stats(2.1, 0.4, 3), converged=True)[0] == REPRODUCED
+    assert claims.c12_depth(stats(-1.18, 1.72, 3), claims.STILL_IMPROVING)[0] == INCONCLUSIVE
+    assert claims.c12_depth(stats(-0.5, 0.3, 3), claims.CONVERGED)[0] == NOT_REPRODUCED
+    assert claims.c12_depth(stats(2.1, 0.4, 3), claims.CONVERGED)[0] == REPRODUCED
 
 
 def test_c13_needs_two_trained_nets():

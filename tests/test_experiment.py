@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet_book import data, engine, experiment
+from alexnet_book import claims, data, engine, experiment
 from alexnet_book.augment import Normalize, channels_last
 from alexnet_book.optim import Recipe
 
@@ -206,6 +206,18 @@ def test_converged_needs_every_run_to_stop_improving():
     assert experiment.converged(flat) and not experiment.converged(falling)
     assert not experiment.converged(pd.concat([flat, falling.assign(seed=1)]))
     assert not experiment.converged(flat.head(3))  # too short to tell
+
+
+def test_gain_state_says_whether_training_settled_a_gain():
+    flat = [60, 45, 40, 39.8, 40.1, 39.9]
+    falling = [60, 50, 45, 42, 40, 38]
+    def history(worse, better):
+        return runs([(name, 0, e, 0, v) for name, curve in (("worse", worse), ("better", better))
+                     for e, v in enumerate(curve, 1)])
+    assert experiment.gain_state(history(flat, flat), "worse", "better") == claims.CONVERGED
+    assert experiment.gain_state(history(flat, falling), "worse", "better") == claims.LOWER_BOUND
+    assert experiment.gain_state(history(falling, flat), "worse", "better") == claims.STILL_IMPROVING
+    assert experiment.gain_state(history(falling, falling), "worse", "better") == claims.STILL_IMPROVING
 
 
 def test_overfits_reads_the_final_gap_of_one_variant():
