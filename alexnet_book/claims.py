@@ -130,16 +130,17 @@ def judged(verdict: str, rule: str, regime_note: str, stats: dict | None = None,
 
 
 def gain_claim(stats: dict, paper: float, regime_reached: bool, regime_note: str, unit: str = "points",
-               state: str = CONVERGED):
-    """A paired gain over seeds judged by `effect_verdict`: (verdict, rule, note). `state` (GAIN_STATES) says
-    whether training had settled it: a lower bound decides only when it passes the line of "reproduced";
-    a gain whose worse variant was still improving decides nothing."""
-    if state not in GAIN_STATES:
+               state: str | None = None):
+    """A paired gain over seeds judged by `effect_verdict`: (verdict, rule, note). `state` (GAIN_STATES), for
+    a gain between two trained variants, says whether training had settled it: a lower bound decides only
+    when it passes the line of "reproduced"; a gain whose worse variant was still improving decides nothing.
+    None: not such a gain (e.g. ten patches against one on the same nets)."""
+    if state is not None and state not in GAIN_STATES:
         raise ValueError(f"unknown gain state {state!r}; valid: {', '.join(GAIN_STATES)}")
     verdict = effect_verdict(stats, paper, regime_reached and state != STILL_IMPROVING)
     if state == LOWER_BOUND and verdict != REPRODUCED:
         verdict = INCONCLUSIVE
-    note = "; ".join(n for n in (regime_note, _state_note(state)) if n)
+    note = "; ".join(n for n in (regime_note, state and _state_note(state)) if n)
     return judged(verdict, effect_rule(paper, unit), note, stats, lines=(0, paper / 2))
 
 

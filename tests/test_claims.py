@@ -91,6 +91,8 @@ def test_c5_and_c7_need_a_net_that_overfits_and_a_settled_gain():
     # 05's run on 2f589c8: the augmented nets still improving at 15 epochs
     verdict, _, note = claims.c7_pca_lighting(stats(-1.11, 1.16, 3), True, claims.STILL_IMPROVING)
     assert verdict == INCONCLUSIVE and "still improving" in note
+    # ten patches against one, on the same nets: no training state to report
+    assert claims.c8_ten_patches(stats(2.43, 0.7, 3)) == (REPRODUCED, claims.effect_rule(1.5), "trained nets")
 
 
 def test_c6_counts():
