@@ -86,7 +86,9 @@ CIFAR_SECTION_BUDGETS = {
     # the rest the per-epoch test pass) the notebook takes 68 min on 2 quiet cores, over the 45-minute guide.
     "06_dropout": Budget(epochs=35, train_size=10_000, seeds=(0, 1, 2)),
     # sweep_epochs here: the length of each initialization trial. 3 epochs could not tell "never learns" from
-    # "learns late" (four inits sat at ln 10); 8 epochs (~620 steps) at ~10 s each for 5 inits x 3 seeds.
+    # "learns late" (four inits sat at ln 10); 8 epochs (~620 steps) for 5 inits x 3 seeds. Measured: 77 min on
+    # 2 cores (~18 s per epoch with the test pass; trials, weight decay 2 x 3 x 14 and the schedule 2 x 14
+    # epochs), over the 45-minute guide; three of five inits still never learned in 8 epochs.
     "07_training_recipe": Budget(epochs=14, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=8),
     # C12's regime, converged nets: no dropout on 10,000 images flattens by epoch ~10 (6 epochs on 25,000
     # images with dropout were still falling). Measured: after 20 epochs 5 of 6 runs had converged; the sixth
