@@ -106,12 +106,21 @@ def effect_rule(paper: float, unit: str = "points") -> str:
             f"excludes {paper:g}; otherwise, with one seed, or outside the regime: inconclusive at this budget")
 
 
-def unsettled(value: float, std: float, n: int, lines) -> str:
-    """A caveat when `value` (a mean over n seeds) lies within 2 standard errors of one of a rule's
-    `lines`, where other seeds could land on the other side of it; "" when the verdict is clear."""
-    sem = std / math.sqrt(n) if n > 1 else math.inf
-    near = [line for line in lines if abs(value - line) <= STANDARD_ERRORS * sem]
-    return f"within 2 standard errors of the rule's line at {near[0]:g}, so the verdict is not settled" if near else ""
+def unsettled(stats: dict, verdict: str, verdict_of) -> str:
+    """A caveat when the verdict sits on a line of its rule: when a mean one standard error higher or lower
+    (where other seeds could put it) would give another verdict under `verdict_of(stats)`; "" when it
+    would not. For a gain judged 'not reproduced', that is an interval whose end nearly reaches the paper's
+    effect."""
+    if stats["n"] < 2 or not math.isfinite(stats["std"]):
+        return ""
+    sem = stats["std"] / math.sqrt(stats["n"])
+    for direction, word in ((1, "higher"), (-1, "lower")):
+        other = verdict_of({**stats, "mean": stats["mean"] + direction * sem})
+        if other != verdict:
+            low, high = interval(stats)
+            return (f"on a line of the rule, so the verdict is not settled: a mean one standard error ({sem:.2f}) "
+                    f"{word} would make it {other} (interval {low:.2f} to {high:.2f})")
+    return ""
 
 
 def describe(stats: dict, digits: int = 2) -> str:
@@ -120,12 +129,13 @@ def describe(stats: dict, digits: int = 2) -> str:
     return f"{stats['mean']:.{digits}f}{spread} (n={stats['n']})"
 
 
-def judged(verdict: str, rule: str, regime_note: str, stats: dict | None = None, lines=()) -> tuple[str, str, str]:
-    """(verdict, rule, note), the note saying whether the regime was reached and, when the mean sits
-    within 2 standard errors of a line of the rule, that the verdict is not settled."""
+def judged(verdict: str, rule: str, regime_note: str, stats: dict | None = None,
+           verdict_of=None) -> tuple[str, str, str]:
+    """(verdict, rule, note), the note saying whether the regime was reached and, when `verdict_of` (the
+    rule as a function of the statistic) is given, whether the verdict sits on a line (`unsettled`)."""
     notes = [regime_note]
-    if stats is not None and verdict != INCONCLUSIVE:
-        notes.append(unsettled(stats["mean"], stats["std"], stats["n"], lines))
+    if stats is not None and verdict_of is not None and verdict != INCONCLUSIVE:
+        notes.append(unsettled(stats, verdict, verdict_of))
     return verdict, rule, "; ".join(n for n in notes if n)
 
 
@@ -137,11 +147,12 @@ def gain_claim(stats: dict, paper: float, regime_reached: bool, regime_note: str
     None: not such a gain (e.g. ten patches against one on the same nets)."""
     if state is not None and state not in GAIN_STATES:
         raise ValueError(f"unknown gain state {state!r}; valid: {', '.join(GAIN_STATES)}")
-    verdict = effect_verdict(stats, paper, regime_reached and state != STILL_IMPROVING)
-    if state == LOWER_BOUND and verdict != REPRODUCED:
-        verdict = INCONCLUSIVE
+    def verdict_of(gain: dict) -> str:
+        verdict = effect_verdict(gain, paper, regime_reached and state != STILL_IMPROVING)
+        return INCONCLUSIVE if state == LOWER_BOUND and verdict != REPRODUCED else verdict
+
     note = "; ".join(n for n in (regime_note, state and _state_note(state)) if n)
-    return judged(verdict, effect_rule(paper, unit), note, stats, lines=(0, paper / 2))
+    return judged(verdict_of(stats), effect_rule(paper, unit), note, stats, verdict_of)
 
 
 # ---------------------------------------------------------------- one rule per claim
@@ -150,14 +161,17 @@ def gain_claim(stats: dict, paper: float, regime_reached: bool, regime_note: str
 def c1_relu_speedup(ratio: dict, crossed: bool) -> tuple[str, str, str]:
     """C1: epochs to 25% training error, tanh over ReLU, per seed. `crossed`: every run reached 25%
     (otherwise ratio["mean"] is a lower bound, which decides only when the bound itself passes a line)."""
-    effect = {**ratio, "mean": ratio["mean"] - 1}  # a speed-up of 1x is no effect
     rule = (f"speed-up r = tanh epochs / ReLU epochs to 25% training error, per seed; {effect_rule(5, 'x over 1x')}; "
             "a lower bound (some run never crossed 25%) is reproduced only when the bound is at least 3.5x, "
             "else inconclusive")
+
+    def verdict_of(speedup: dict) -> str:
+        return effect_verdict({**speedup, "mean": speedup["mean"] - 1}, 5)  # a speed-up of 1x is no effect
+
     if not crossed:
-        bound = REPRODUCED if effect_verdict(effect, 5) == REPRODUCED else INCONCLUSIVE
+        bound = REPRODUCED if verdict_of(ratio) == REPRODUCED else INCONCLUSIVE
         return judged(bound, rule, "a lower bound: some runs never crossed 25% (regime not reached)")
-    return judged(effect_verdict(effect, 5), rule, "every run crossed 25%", ratio, lines=(1, 3.5))
+    return judged(verdict_of(ratio), rule, "every run crossed 25%", ratio, verdict_of)
 
 
 def c2_two_gpus(gain: dict, converged: bool) -> tuple[str, str, str]:
