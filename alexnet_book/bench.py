@@ -31,6 +31,7 @@ import torchvision
 
 from . import data
 from .augment import Normalize, TrainTransform
+from .cifar_nets import CifarAlexNet, ConvLocal, Layers80Sec
 from .loaders import FolderLoader, TensorLoader
 from .model import LRN, AlexNet
 from .profiles import get_profile
@@ -158,6 +159,40 @@ def folder_loader(root: Path, workers: int, device: torch.device, batch_size: in
     loader = FolderLoader(dataset, batch_size, shuffle=True, device=device, workers=workers)
     speed = loader_throughput(loader, batches=len(loader) - 1)
     return {"workers": workers, "img_per_s": speed["img_per_s"], "img_per_s_per_worker": speed["img_per_s"] / max(workers, 1)}
+
+
+def jpeg_decode_speed(root: Path, device: torch.device, batch_size: int = 64) -> float:
+    """img/s of torchvision.io.decode_jpeg on `device` (nvjpeg on a GPU, one thread on the CPU) over
+    the JPEGs under `root`, read into memory first and decoded `batch_size` files per call."""
+    encoded = [torchvision.io.read_file(str(path)) for path in sorted(root.rglob("*.JPEG"))]
+    batches = [encoded[i : i + batch_size] for i in range(0, len(encoded), batch_size)]
+    torchvision.io.decode_jpeg(batches[0][:1], device=device)  # warm-up: nvjpeg's handles
+    sync(device)
+    tic = time.perf_counter()
+    for batch in batches:
+        torchvision.io.decode_jpeg(batch, device=device)
+    sync(device)
+    return len(encoded) / (time.perf_counter() - tic)
+
+
+# the nets of the section notebooks, whose `<notebook>@cuda` budgets (profiles.py) are estimates until timed
+CIFAR_NETS = {"layers-80sec (02)": lambda: Layers80Sec("relu"), "-11pct (03)": lambda: ConvLocal(lrn=True),
+              "CifarAlexNet (04-07, 10)": lambda: CifarAlexNet(), "CifarAlexNet in 2 groups (09)": lambda: CifarAlexNet(groups=2)}
+
+
+def cifar_epoch_seconds(device: torch.device, batch_size: int = 128, steps: int = 50,
+                        images: int = 50_000) -> dict[str, float]:
+    """Seconds to train one epoch of `images` 32x32 images, per section net, as the notebooks train
+    (bf16 autocast, channels_last, the data already on the device)."""
+    seconds = {}
+    for name, make in CIFAR_NETS.items():
+        seed_everything(0)
+        model = make().to(device, memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        speed = model_throughput(model, optimizer, batch_size, 10, side=32, steps=steps, amp_dtype=torch.bfloat16,
+                                 channels_last_inputs=True)
+        seconds[name] = images / speed["img_per_s"]
+    return seconds
 
 
 def lrn_speeds(device: torch.device, shape=(128, 96, 55, 55), repeats: int = 5) -> pd.DataFrame:

@@ -137,6 +137,24 @@ def loader_against_model() -> str:
             f"{model:,.0f} img/s")
 
 
+def jpeg_decoding() -> str:
+    """GPU JPEG decoding (nvjpeg) against the CPU's, on ImageNet-sized files: whether decoding on the
+    device could feed the model where CPU workers cannot."""
+    device = gpus(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = bench.write_jpeg_tree(Path(tmp), per_class=64)
+        on_gpu, on_cpu = bench.jpeg_decode_speed(root, device), bench.jpeg_decode_speed(root, torch.device("cpu"))
+    return f"decode_jpeg {on_gpu:,.0f} img/s on the GPU against {on_cpu:,.0f} on one CPU thread (320x400, 64 per call)"
+
+
+def cifar_epochs() -> str:
+    """What the `<notebook>@cuda` budgets cost: a training epoch of all 50,000 CIFAR images, per section net."""
+    device = gpus(1)
+    with speed_settings():
+        seconds = bench.cifar_epoch_seconds(device)
+    return "50,000-image training epoch: " + ", ".join(f"{net} {s:.1f} s" for net, s in seconds.items())
+
+
 def torchrun(nproc: int, args: list[str], **env: str) -> None:
     run_command([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                  "-m", "alexnet_book.train", *args], timeout=240, **env)
@@ -188,8 +206,8 @@ def two_towers_on_two_gpus() -> str:
 
 
 CHECKS = [unit_tests, train_resume_and_cpu_resume, compiled_training, no_host_sync, ten_patch_memory,
-          matmul_fraction, loader_against_model, torchrun_cold_cache_and_fewer_gpus, ddp_compiled_training,
-          two_towers_on_two_gpus]
+          matmul_fraction, loader_against_model, jpeg_decoding, cifar_epochs, torchrun_cold_cache_and_fewer_gpus,
+          ddp_compiled_training, two_towers_on_two_gpus]
 
 
 def run_checks(checks=CHECKS) -> list[dict]:

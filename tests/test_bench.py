@@ -22,6 +22,19 @@ def test_data_paths_run_on_a_generated_tree(tmp_path):
     assert loader["img_per_s"] > 0 and loader["img_per_s_per_worker"] == loader["img_per_s"]
 
 
+def test_jpeg_decoding_and_cifar_epoch_times_run_on_cpu(tmp_path, monkeypatch):
+    root = bench.write_jpeg_tree(tmp_path, classes=2, per_class=3, size=(32, 40))
+    assert bench.jpeg_decode_speed(root, torch.device("cpu"), batch_size=4) > 0
+    real = bench.cifar_epoch_seconds(torch.device("cpu"), batch_size=4, steps=1, images=8)
+    assert len(real) == 4 and all(math.isfinite(s) and s > 0 for s in real.values())
+    timed = []
+    monkeypatch.setattr(bench, "model_throughput", lambda model, *args, **kw: timed.append(type(model).__name__)
+                        or {"img_per_s": 1000.0})
+    seconds = bench.cifar_epoch_seconds(torch.device("cpu"))
+    assert timed == ["Layers80Sec", "ConvLocal", "CifarAlexNet", "CifarAlexNet"]  # every section net
+    assert list(seconds.values()) == [50.0] * 4  # 50,000 images at 1,000 img/s
+
+
 def test_markdown_summary_names_every_section():
     result = {"run": {"device": "cpu: test"}, "batch_size": 128,
               "training": [{"net": "paper AlexNet", "dtype": "bf16", "channels_last": True, "compile": False,
