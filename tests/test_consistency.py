@@ -5,11 +5,13 @@ notebooks that exist; the README's generated block is checked in test_report.py.
 """
 
 import html
+import math
 import json
 import re
 
 import pandas as pd
 
+from alexnet_book import claims
 from alexnet_book.reproduce import notebooks
 from alexnet_book.results import REPO
 
@@ -50,3 +52,51 @@ def test_notebook_00_lists_the_notebooks_that_exist():
     listed = stored_output("00_setup", "reproduce.measured_times()", "text/plain").splitlines()[2:]
     names = [line.split()[0] for line in listed if line.split()[0] != "total"]
     assert names == [p.stem for p in notebooks()], "notebook 00's table of notebooks is stale: run `make book ONLY=00`"
+
+
+def _stats(entry: dict) -> dict:
+    std = entry["spread"] if entry["spread"] is not None else math.nan
+    return {"mean": entry["measured"], "std": std, "n": entry["n"]}
+
+
+def _rejudge(entry: dict, metrics: dict):
+    """What claims.py's rule, as the notebook calls it, says today of a committed entry's numbers and regime."""
+    regime, stats = entry.get("regime") or {}, _stats(entry)
+    return {
+        "C1": lambda: claims.c1_relu_speedup(stats, crossed=regime["crossed_25"]),
+        "C2": lambda: claims.c2_two_gpus(stats, converged=regime["converged"]),
+        "C3": claims.c3_lrn_imagenet,
+        "C4": lambda: claims.c4_lrn_cifar(stats, regime["gain"]),
+        "C5": lambda: claims.c5_overlapping_pooling(stats, regime["z2_gap"] >= claims.OVERFIT_GAP, regime["gain"]),
+        "C6": lambda: claims.c6_size(metrics["parameters"], metrics["neurons"]),
+        "C7": lambda: claims.c7_pca_lighting(stats, regime["none_gap"] >= claims.OVERFIT_GAP, regime["gain"]),
+        "C8": lambda: claims.c8_ten_patches(stats),
+        "C9": lambda: claims.c9_dropout(metrics["gap_reduction"], stats,
+                                        regime["no_dropout_gap"] >= claims.OVERFIT_GAP, regime["converged"]),
+        "C10": lambda: claims.c10_imagenet_error(None, None, imagenet=False),
+        "C11": lambda: claims.c11_colour_groups(
+            [g for g in metrics["group_contrast"] if g["net"] == "two groups"],
+            [g for g in metrics["group_contrast"] if g["net"] != "two groups"],
+            moved=regime["conv1_travel_min"] >= claims.MOVED_FROM_START),
+        "C12": lambda: claims.c12_depth(stats, regime["gain"]),
+        "C13": lambda: claims.c13_ensemble(stats, models=len(metrics["ensemble"]["single"]),
+                                           converged=regime["members_converged"]),
+    }[entry["id"]]()
+
+
+def test_every_committed_verdict_is_what_the_current_rules_say_of_its_numbers():
+    """A rule changed in claims.py after a notebook ran leaves a verdict or note that the code no longer
+    gives: rerun that notebook (`make book ONLY=NN`)."""
+    judged = 0
+    for path in sorted(CIFAR.glob("*/metrics.json")):
+        record = json.loads(path.read_text())
+        for entry in record["claims"]:
+            where = f"{entry['id']} in {path.parent.name} (code {record['run']['git']})"
+            try:
+                verdict, _, note = _rejudge(entry, record["metrics"])
+            except KeyError as missing:
+                raise AssertionError(f"{where} records no {missing}, which its rule now takes: rerun it") from None
+            assert entry["verdict"] == verdict, f"{where}: committed {entry['verdict']!r}, rule now {verdict!r}"
+            assert note in entry["note"], f"{where}: the rule's note is now {note!r}; committed {entry['note']!r}"
+            judged += 1
+    assert judged == len(claims.CLAIMS)
