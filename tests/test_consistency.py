@@ -12,6 +12,7 @@ import re
 import pandas as pd
 
 from alexnet_book import claims
+from alexnet_book.profiles import get_profile
 from alexnet_book.reproduce import notebooks
 from alexnet_book.results import REPO
 
@@ -100,3 +101,13 @@ def test_every_committed_verdict_is_what_the_current_rules_say_of_its_numbers():
             assert note in entry["note"], f"{where}: the rule's note is now {note!r}; committed {entry['note']!r}"
             judged += 1
     assert judged == len(claims.CLAIMS)
+
+
+def test_every_committed_notebook_ran_at_its_current_cifar_budget():
+    """A budget changed in profiles.py after a notebook ran leaves outputs from another experiment:
+    rerun that notebook (`make book ONLY=NN`)."""
+    profile = get_profile("cifar")
+    for path in sorted(CIFAR.glob("*/metrics.json")):
+        run = json.loads(path.read_text())["run"]
+        budget = json.loads(json.dumps(vars(profile.budget(path.parent.name, run["device"].split(":")[0]))))
+        assert run["budget"] == budget, f"{path.parent.name} ran at {run['budget']}; profiles.py now says {budget}"
