@@ -189,9 +189,10 @@ def c4_lrn_cifar(gain: dict, state: str) -> tuple[str, str, str]:
     return gain_claim(gain, 2.0, True, "", state=state)
 
 
-def c5_overlapping_pooling(gain: dict, overfits: bool, state: str) -> tuple[str, str, str]:
-    """C5: top-1 points z=3 saves against z=2, per seed (paper 0.4), once the z=2 net overfits."""
-    return gain_claim(gain, 0.4, overfits, _overfit_note(overfits, "the z=2 net"), state=state)
+def c5_overlapping_pooling(gain: dict, z2_gap: float, state: str) -> tuple[str, str, str]:
+    """C5: top-1 points z=3 saves against z=2, per seed (paper 0.4), once the z=2 net overfits (its final
+    test-train gap `z2_gap`, experiment.overfitting_gap)."""
+    return gain_claim(gain, 0.4, overfits(z2_gap), _overfit_note(z2_gap, "the z=2 net"), state=state)
 
 
 def c6_size(parameters: int, neurons: int) -> tuple[str, str, str]:
@@ -201,10 +202,11 @@ def c6_size(parameters: int, neurons: int) -> tuple[str, str, str]:
             "a count, no regime")
 
 
-def c7_pca_lighting(gain: dict, overfits: bool, state: str) -> tuple[str, str, str]:
+def c7_pca_lighting(gain: dict, none_gap: float, state: str) -> tuple[str, str, str]:
     """C7: top-1 points PCA lighting saves on top of crops and flips, per seed (paper: over 1), once the
-    net without augmentation overfits."""
-    return gain_claim(gain, 1.0, overfits, _overfit_note(overfits, "the net without augmentation"), state=state)
+    net without augmentation overfits (its final test-train gap `none_gap`)."""
+    return gain_claim(gain, 1.0, overfits(none_gap), _overfit_note(none_gap, "the net without augmentation"),
+                      state=state)
 
 
 def c8_ten_patches(gain: dict) -> tuple[str, str, str]:
@@ -212,16 +214,17 @@ def c8_ten_patches(gain: dict) -> tuple[str, str, str]:
     return gain_claim(gain, 1.5, True, "trained nets")
 
 
-def c9_dropout(gap_gain: dict, ratio: dict, overfits: bool, converged: bool) -> tuple[str, str, str]:
+def c9_dropout(gap_gain: dict, ratio: dict, no_dropout_gap: float, converged: bool) -> tuple[str, str, str]:
     """C9: dropout shrinks the test-train gap (points, per seed) and needs about 2x the epochs to
-    converge (ratio per seed). Without overfitting there is nothing to prevent; a run that never
+    converge (ratio per seed). Without overfitting (the final test-train gap `no_dropout_gap` of the net
+    without dropout) there is nothing to prevent; a run that never
     converged makes the ratio a bound, which decides only when it passes a line of the rule."""
     rule = ("gap: dropout shrinks the final test-train gap (interval above 0); pace: the epochs-to-converge ratio's "
             "interval lies within 1.5-3x (roughly doubles) or outside it; reproduced: both hold; partly: the gap "
             "shrinks but the pace is outside 1.5-3x; not reproduced: the gap does not shrink (interval excludes "
             "a real gain); otherwise inconclusive at this budget")
-    if not overfits:
-        return judged(INCONCLUSIVE, rule, _overfit_note(False, "the net without dropout"))
+    if not overfits(no_dropout_gap):
+        return judged(INCONCLUSIVE, rule, _overfit_note(no_dropout_gap, "the net without dropout"))
     gap_low, gap_high = interval(gap_gain)
     low, high = interval(ratio)
     if gap_high <= 0:
@@ -232,7 +235,7 @@ def c9_dropout(gap_gain: dict, ratio: dict, overfits: bool, converged: bool) -> 
         verdict = PARTLY if low > 3 else INCONCLUSIVE
     else:
         verdict = REPRODUCED if 1.5 <= low and high <= 3 else PARTLY if high < 1.5 or low > 3 else INCONCLUSIVE
-    note = _overfit_note(True, "the net without dropout") + "; " + (
+    note = _overfit_note(no_dropout_gap, "the net without dropout") + "; " + (
         "every run converged" if converged else "some runs still improving at the end: the ratio is a lower bound")
     return judged(verdict, rule, note)
 
@@ -246,15 +249,17 @@ def c10_imagenet_error(top1: float | None, top5: float | None, imagenet: bool) -
     return (REPRODUCED if close else NOT_REPRODUCED), rule, "one run"
 
 
-def c11_colour_groups(grouped: list[dict], control: list[dict], moved: bool) -> tuple[str, str, str]:
+def c11_colour_groups(grouped: list[dict], control: list[dict], travel: float) -> tuple[str, str, str]:
     """C11 from qualitative.group_contrast, one dict per run, of the grouped net's two conv1 groups and of
-    the same split in ungrouped controls (where the split means nothing). `moved`: the kernels of every
-    run went far from their random start (the regime). "In every run" needs at least two runs."""
+    the same split in ungrouped controls (where the split means nothing). `travel`: the least distance,
+    over the grouped runs, of conv1 from its random start, |W - W0| / |W0| (the regime: every run's kernels
+    far from where they began). "In every run" needs at least two runs."""
     rule = ("colour-specialization (energy off the grey axis) per conv1 kernel, per run; reproduced: in every run "
             "(2+) the grouped net's two groups differ with permutation p < 0.01 while the same split of the "
             "matching ungrouped control does not (p >= 0.05, a smaller difference); partly: the groups differ "
             "with p < 0.05 in some runs, or the controls split too; not reproduced: p >= 0.05 in every run with "
             "kernels far from their start; otherwise inconclusive at this budget")
+    moved = travel >= MOVED_FROM_START
     note = "kernels moved far from their random start" if moved else "kernels still near their random start"
     if not moved or len(grouped) < 2:
         return INCONCLUSIVE, rule, note + f"; {len(grouped)} run(s) of each net"
@@ -289,6 +294,12 @@ def _state_note(state: str) -> str:
             STILL_IMPROVING: "the worse variant's runs still improving at the end (regime not reached)"}[state]
 
 
-def _overfit_note(overfits: bool, net: str) -> str:
-    return (f"{net} overfits (train error {OVERFIT_GAP:g}+ points below test)" if overfits
+def overfits(gap: float) -> bool:
+    """Whether a net whose final test error is `gap` points above its training error overfits (the regime
+    of C5, C7 and C9)."""
+    return gap >= OVERFIT_GAP
+
+
+def _overfit_note(gap: float, net: str) -> str:
+    return (f"{net} overfits (train error {OVERFIT_GAP:g}+ points below test)" if overfits(gap)
             else f"{net} does not overfit (regime not reached)")

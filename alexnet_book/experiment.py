@@ -20,7 +20,7 @@ from torch import nn
 
 from . import engine
 from .augment import channels_last
-from .claims import CONVERGED, CONVERGED_WITHIN, LOWER_BOUND, OVERFIT_GAP, STILL_IMPROVING
+from .claims import CONVERGED, CONVERGED_WITHIN, LOWER_BOUND, STILL_IMPROVING
 from .data import ImageSet
 from .engine import NonFiniteLossError, fit
 from .loaders import TensorLoader
@@ -267,11 +267,6 @@ def overfitting_gap(history: pd.DataFrame, variant: str) -> float:
     final = last_epoch(history)
     final = final[final["variant"] == variant]
     return float((final["test_top1"] - final["train_top1"]).mean())
-
-
-def overfits(history: pd.DataFrame, variant: str, gap: float = OVERFIT_GAP) -> bool:
-    """Whether `variant` ends with its training error at least `gap` points below its test error."""
-    return overfitting_gap(history, variant) >= gap
 
 
 @torch.no_grad()

@@ -81,15 +81,18 @@ def test_c3_and_c10_need_imagenet():
 
 def test_c5_and_c7_need_a_net_that_overfits_and_a_settled_gain():
     done = claims.CONVERGED
-    assert claims.c5_overlapping_pooling(stats(0.52, 0.71, 3), True, done)[0] == INCONCLUSIVE
-    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), False, done)[0] == INCONCLUSIVE
-    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), True, done)[0] == REPRODUCED
-    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), True, claims.LOWER_BOUND)[0] == REPRODUCED
-    verdict, _, note = claims.c7_pca_lighting(stats(-0.85, 2.42, 3), False, done)
+    # a net overfits from a final test-train gap of 10 points
+    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), 10.0, done)[0] == REPRODUCED
+    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), 9.9, done)[0] == INCONCLUSIVE
+    assert claims.c5_overlapping_pooling(stats(0.52, 0.71, 3), 24.1, done)[0] == INCONCLUSIVE
+    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), 5.0, done)[0] == INCONCLUSIVE
+    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), 24.1, done)[0] == REPRODUCED
+    assert claims.c5_overlapping_pooling(stats(0.5, 0.1, 3), 24.1, claims.LOWER_BOUND)[0] == REPRODUCED
+    verdict, _, note = claims.c7_pca_lighting(stats(-0.85, 2.42, 3), 5.0, done)
     assert verdict == INCONCLUSIVE and "does not overfit" in note
-    assert claims.c7_pca_lighting(stats(-0.3, 0.2, 3), True, done)[0] == NOT_REPRODUCED
+    assert claims.c7_pca_lighting(stats(-0.3, 0.2, 3), 24.1, done)[0] == NOT_REPRODUCED
     # 05's run on 2f589c8: the augmented nets still improving at 15 epochs
-    verdict, _, note = claims.c7_pca_lighting(stats(-1.11, 1.16, 3), True, claims.STILL_IMPROVING)
+    verdict, _, note = claims.c7_pca_lighting(stats(-1.11, 1.16, 3), 24.1, claims.STILL_IMPROVING)
     assert verdict == INCONCLUSIVE and "still improving" in note
     # ten patches against one, on the same nets: no training state to report
     assert claims.c8_ten_patches(stats(2.43, 0.7, 3)) == (REPRODUCED, claims.effect_rule(1.5), "trained nets")
@@ -107,26 +110,27 @@ def test_c8_ten_patches():
 
 def test_c9_needs_overfitting_and_a_ratio_that_is_not_a_bound():
     gap, ratio = stats(20.8, 1.9, 3), stats(2.0, 0.2, 3)
-    assert claims.c9_dropout(gap, ratio, overfits=True, converged=True)[0] == REPRODUCED
-    assert claims.c9_dropout(gap, ratio, overfits=False, converged=True)[0] == INCONCLUSIVE
-    lower_bound = claims.c9_dropout(gap, stats(1.67, 0.52, 3), overfits=True, converged=False)
+    assert claims.c9_dropout(gap, ratio, no_dropout_gap=24.1, converged=True)[0] == REPRODUCED
+    assert claims.c9_dropout(gap, ratio, no_dropout_gap=5.0, converged=True)[0] == INCONCLUSIVE
+    lower_bound = claims.c9_dropout(gap, stats(1.67, 0.52, 3), no_dropout_gap=24.1, converged=False)
     assert lower_bound[0] == INCONCLUSIVE and "lower bound" in lower_bound[2]
-    assert claims.c9_dropout(gap, stats(5.0, 0.2, 3), overfits=True, converged=False)[0] == PARTLY
-    assert claims.c9_dropout(gap, stats(1.05, 0.05, 3), overfits=True, converged=True)[0] == PARTLY
-    assert claims.c9_dropout(stats(-1.0, 0.3, 3), ratio, overfits=True, converged=True)[0] == NOT_REPRODUCED
+    assert claims.c9_dropout(gap, stats(5.0, 0.2, 3), no_dropout_gap=24.1, converged=False)[0] == PARTLY
+    assert claims.c9_dropout(gap, stats(1.05, 0.05, 3), no_dropout_gap=24.1, converged=True)[0] == PARTLY
+    assert claims.c9_dropout(stats(-1.0, 0.3, 3), ratio, no_dropout_gap=24.1, converged=True)[0] == NOT_REPRODUCED
 
 
 def test_c11_needs_kernels_that_moved_and_every_run_split():
     split, none = {"difference": 0.3, "p_value": 0.001}, {"difference": 0.02, "p_value": 0.6}
     weak = {"difference": 0.05, "p_value": 0.03}
-    assert claims.c11_colour_groups([split, split], [none, none], moved=True)[0] == REPRODUCED
-    assert claims.c11_colour_groups([split, split], [split, none], moved=True)[0] == PARTLY  # a control splits too
-    assert claims.c11_colour_groups([split, none], [none, none], moved=True)[0] == PARTLY  # not in every run
-    assert claims.c11_colour_groups([weak, weak], [none, none], moved=True)[0] == PARTLY
-    assert claims.c11_colour_groups([none, none], [none, none], moved=True)[0] == NOT_REPRODUCED
-    verdict, _, note = claims.c11_colour_groups([none, none], [none, none], moved=False)
+    assert claims.c11_colour_groups([split, split], [none, none], travel=1.2)[0] == REPRODUCED
+    assert claims.c11_colour_groups([split, split], [split, none], travel=1.2)[0] == PARTLY  # a control splits too
+    assert claims.c11_colour_groups([split, none], [none, none], travel=1.2)[0] == PARTLY  # not in every run
+    assert claims.c11_colour_groups([weak, weak], [none, none], travel=1.2)[0] == PARTLY
+    assert claims.c11_colour_groups([none, none], [none, none], travel=1.2)[0] == NOT_REPRODUCED
+    verdict, _, note = claims.c11_colour_groups([none, none], [none, none], travel=0.34)
     assert verdict == INCONCLUSIVE and "near their random start" in note
-    assert claims.c11_colour_groups([split], [none], moved=True)[0] == INCONCLUSIVE
+    assert claims.c11_colour_groups([split, split], [none, none], travel=1.0)[0] == REPRODUCED  # travel 1 is far
+    assert claims.c11_colour_groups([split], [none], travel=1.2)[0] == INCONCLUSIVE
 
 
 def test_c12_needs_converged_nets():

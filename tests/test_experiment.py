@@ -223,8 +223,9 @@ def test_gain_state_says_whether_training_settled_a_gain():
 def test_overfits_reads_the_final_gap_of_one_variant():
     history = pd.DataFrame({"variant": ["a", "a", "b"], "seed": [0, 0, 0], "epoch": [1, 2, 2],
                             "train_top1": [50.0, 20.0, 45.0], "test_top1": [55.0, 40.0, 46.0]})
-    assert experiment.overfitting_gap(history, "a") == 20.0
-    assert experiment.overfits(history, "a") and not experiment.overfits(history, "b")
+    assert experiment.overfitting_gap(history, "a") == 20.0 and experiment.overfitting_gap(history, "b") == 1.0
+    assert claims.overfits(experiment.overfitting_gap(history, "a"))
+    assert not claims.overfits(experiment.overfitting_gap(history, "b"))
 
 
 def test_ensemble_averages_softmax_outputs():
