@@ -34,7 +34,7 @@ KEY_FIGURES = {
     "08_full_training/learning_curves.png": "the paper's AlexNet: two GPUs vs one (C2)",
     "09_qualitative/figure3_conv1.png": "Figure 3: conv1 kernels by group (C11)",
     "09_qualitative/figure4_neighbours.png": "Figure 4: nearest neighbours in fc7 and pixel space",
-    "10_depth_ablation/depth.png": "removing a middle conv layer (C12)",
+    "10_depth_ablation/depth_cost.png": "the cost of removing a middle conv layer, seed by seed (C12)",
 }
 
 
