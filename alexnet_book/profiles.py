@@ -61,8 +61,9 @@ class Profile:
             ) from None
 
 
-# The section experiments (notebooks 02-07, 10) on real CIFAR-10, each within 45 minutes on 2 CPU cores;
-# beside each budget, the regime its claim needs and why the budget reaches it.
+# The section experiments (notebooks 02-07, 09, 10) on real CIFAR-10 on 2 CPU cores. The aim is 45 minutes per
+# notebook; beside each budget, the regime its claim needs, why the budget reaches it, and what it measured
+# (several go over the aim: what the regime cost).
 CIFAR_SECTION_BUDGETS = {
     # C1's regime, every run across 25% training error: a cap of 15 epochs left the cuda-convnet tanh runs at
     # 34-35%, still falling; runs stop at 25%, so the cap of 60 costs only what a run needs. Measured: the
