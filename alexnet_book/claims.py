@@ -227,18 +227,20 @@ def c9_dropout(gap_gain: dict, ratio: dict, no_dropout_gap: float, converged: bo
     if not overfits(no_dropout_gap):
         return judged(INCONCLUSIVE, rule, _overfit_note(no_dropout_gap, "the net without dropout"))
     gap_low, gap_high = interval(gap_gain)
-    low, high = interval(ratio)
-    if gap_high <= 0:
-        verdict = NOT_REPRODUCED
-    elif gap_low <= 0 or ratio["n"] < 2:
-        verdict = INCONCLUSIVE
-    elif not converged:  # the ratio is a lower bound
-        verdict = PARTLY if low > 3 else INCONCLUSIVE
-    else:
-        verdict = REPRODUCED if 1.5 <= low and high <= 3 else PARTLY if high < 1.5 or low > 3 else INCONCLUSIVE
+
+    def verdict_of(ratio: dict) -> str:
+        low, high = interval(ratio)
+        if gap_high <= 0:
+            return NOT_REPRODUCED
+        if gap_low <= 0 or ratio["n"] < 2:
+            return INCONCLUSIVE
+        if not converged:  # the ratio is a lower bound
+            return PARTLY if low > 3 else INCONCLUSIVE
+        return REPRODUCED if 1.5 <= low and high <= 3 else PARTLY if high < 1.5 or low > 3 else INCONCLUSIVE
+
     note = _overfit_note(no_dropout_gap, "the net without dropout") + "; " + (
         "every run converged" if converged else "some runs still improving at the end: the ratio is a lower bound")
-    return judged(verdict, rule, note)
+    return judged(verdict_of(ratio), rule, note, ratio, verdict_of)
 
 
 def c10_imagenet_error(top1: float | None, top5: float | None, imagenet: bool) -> tuple[str, str, str]:
