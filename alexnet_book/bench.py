@@ -9,9 +9,9 @@ One run measures, on the device at hand:
   torchvision's ImageFolder with PIL transforms through a DataLoader, on the same JPEG files;
 - the ImageFolder loader (JPEG decode in workers), img/s per worker, on a generated tree;
 - LRN, ours against torch.nn.LocalResponseNorm, forward and backward;
-- the wall time of every notebook, from the last `make reproduce` of each profile, and of
-  `make test` with --make-test.
-It writes results/bench/bench.json and bench.md. These are benchmarks, not tests: nothing here asserts a speed.
+- the wall time of `make test`, with --make-test.
+Notebook times are not copied here: each `make reproduce` writes its own (results/<profile>/reproduce.json,
+shown by notebook 00 and the README). It writes results/bench/bench.json and bench.md. These are benchmarks, not tests: nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from .cifar_nets import CifarAlexNet, ConvLocal, Layers80Sec
 from .loaders import FolderLoader, TensorLoader
 from .model import LRN, AlexNet
 from .profiles import get_profile
-from .reproduce import measured_times
 from .results import huge_page_allocations, results_root, run_record
 from .runtime import pick_device, seed_everything
 from .timing import loader_throughput, model_throughput, sync, time_call
@@ -233,8 +232,6 @@ def run(device: torch.device, batch_size: int, steps: int, cifar_dir: Path | Non
         result["imagefolder_loader"] = [folder_loader(root, workers, device) for workers in (1, 2)]
     if cifar_dir is not None:
         result["cifar_data_path"] = cifar_data_path(cifar_dir)
-    times = measured_times()
-    result["notebook_seconds"] = times.to_dict() if not times.empty else {}
     result["run"]["wall_time_s"] = round(time.perf_counter() - tic, 1)
     sync(device)
     return result
@@ -257,9 +254,6 @@ def to_markdown(result: dict) -> str:
         c = result["cifar_data_path"]
         lines += [f"CIFAR data path: the book's {c['book_img_per_s']:,.0f} img/s against torchvision ImageFolder + PIL "
                   f"+ DataLoader ({c['workers']} workers) at {c['torchvision_pil_img_per_s']:,.0f} img/s: {c['speedup']:.1f}x", ""]
-    if result.get("notebook_seconds"):
-        lines += ["Seconds per notebook, from the last `make reproduce` of each profile (results/<profile>/reproduce.json):", "",
-                  table(pd.DataFrame(result["notebook_seconds"]).rename_axis("notebook").reset_index(), 0), ""]
     return "\n".join(lines)
 
 

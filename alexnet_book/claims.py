@@ -58,7 +58,8 @@ CLAIMS: dict[str, Claim] = {
     "C8": Claim("4.1", "10-patch testing vs the centre patch", "39.0/18.3 -> 37.5/17.0", "trained nets"),
     "C9": Claim("4.2", "dropout prevents overfitting, roughly doubles iterations to converge", "~2x iterations",
                 "the net without dropout overfits; every run converges"),
-    "C10": Claim("6", "ILSVRC-2010 test error, one CNN, 10 patches", "37.5% top-1, 17.0% top-5", "ILSVRC"),
+    "C10": Claim("6", "ILSVRC-2010 test error, one CNN, 10 patches", "37.5% top-1, 17.0% top-5",
+                 "ILSVRC-2012 validation, where the paper's one-CNN 40.7% / 18.2% stand in for its 2010 test set"),
     "C11": Claim("6.1", "conv1 kernels: one GPU colour-agnostic, the other colour-specific", "in every run",
                  "conv1 kernels far from their random start, 2+ runs"),
     "C12": Claim("7", "removing any middle conv layer costs top-1", "~2% top-1",
@@ -226,18 +227,20 @@ def c9_dropout(gap_gain: dict, ratio: dict, no_dropout_gap: float, converged: bo
     if not overfits(no_dropout_gap):
         return judged(INCONCLUSIVE, rule, _overfit_note(no_dropout_gap, "the net without dropout"))
     gap_low, gap_high = interval(gap_gain)
-    low, high = interval(ratio)
-    if gap_high <= 0:
-        verdict = NOT_REPRODUCED
-    elif gap_low <= 0 or ratio["n"] < 2:
-        verdict = INCONCLUSIVE
-    elif not converged:  # the ratio is a lower bound
-        verdict = PARTLY if low > 3 else INCONCLUSIVE
-    else:
-        verdict = REPRODUCED if 1.5 <= low and high <= 3 else PARTLY if high < 1.5 or low > 3 else INCONCLUSIVE
+
+    def verdict_of(ratio: dict) -> str:
+        low, high = interval(ratio)
+        if gap_high <= 0:
+            return NOT_REPRODUCED
+        if gap_low <= 0 or ratio["n"] < 2:
+            return INCONCLUSIVE
+        if not converged:  # the ratio is a lower bound
+            return PARTLY if low > 3 else INCONCLUSIVE
+        return REPRODUCED if 1.5 <= low and high <= 3 else PARTLY if high < 1.5 or low > 3 else INCONCLUSIVE
+
     note = _overfit_note(no_dropout_gap, "the net without dropout") + "; " + (
         "every run converged" if converged else "some runs still improving at the end: the ratio is a lower bound")
-    return judged(verdict, rule, note)
+    return judged(verdict_of(ratio), rule, note, ratio, verdict_of)
 
 
 def c10_imagenet_error(top1: float | None, top5: float | None, imagenet: bool) -> tuple[str, str, str]:

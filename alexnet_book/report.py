@@ -34,7 +34,7 @@ KEY_FIGURES = {
     "08_full_training/learning_curves.png": "the paper's AlexNet: two GPUs vs one (C2)",
     "09_qualitative/figure3_conv1.png": "Figure 3: conv1 kernels by group (C11)",
     "09_qualitative/figure4_neighbours.png": "Figure 4: nearest neighbours in fc7 and pixel space",
-    "10_depth_ablation/depth.png": "removing a middle conv layer (C12)",
+    "10_depth_ablation/depth_cost.png": "the cost of removing a middle conv layer, seed by seed (C12)",
 }
 
 
@@ -99,13 +99,18 @@ def key_figures(profile_dir: Path) -> dict[str, str]:
 
 
 def run_records(profile_dir: Path) -> pd.DataFrame:
-    """One row per notebook: the device, versions, git commit, seeds and wall time its metrics.json recorded."""
+    """One row per notebook: the device, versions, git commit and seeds its metrics.json recorded, its time
+    in `make reproduce` (reproduce.json: the notebook's runs from scratch, or the sum of the runs that built
+    it when a longer budget continued from checkpoints) and the last process's own time (metrics.json:
+    a notebook rerun from finished checkpoints shows seconds)."""
+    minutes = reproduce_minutes(profile_dir)
     rows = []
     for path in sorted(profile_dir.glob("*/metrics.json")):
-        run = json.loads(path.read_text())["run"]
-        rows.append({"notebook": path.parent.name, "device": run["device"], "torch": run["versions"]["torch"],
+        run, name = json.loads(path.read_text())["run"], path.parent.name
+        rows.append({"notebook": name, "device": run["device"], "torch": run["versions"]["torch"],
                      "python": run["versions"]["python"], "git": run["git"], "seeds": run["seeds"],
-                     "wall_time_s": run.get("wall_time_s")})
+                     "notebook_min": round(minutes[name], 1) if name in minutes else None,
+                     "last_process_s": run.get("wall_time_s")})
     return pd.DataFrame(rows)
 
 
@@ -136,7 +141,8 @@ def readme_block(profile: str = "cifar") -> str:
     counts = table["verdict"].value_counts()
     relative = profile_dir.relative_to(REPO) if profile_dir.is_relative_to(REPO) else profile_dir
     lines = [START, "", f"Generated from `{relative}/` ({len(table)} claim rows: "
-             + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()) + ").", "",
+             + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()) + "). *ours* is the mean ± standard "
+             "deviation over seeds, with n; each rule judges the interval mean ± 2 standard errors.", "",
              to_markdown(table, link_prefix="notebooks/", columns=README_COLUMNS)]
     lines += ["What each claim was tested on (the regime it needs; the budget of the run that measured it):", ""]
     lines += [f"- **{row.id}** ({row.notebook or 'no notebook yet'}): regime: {CLAIMS[row.id].regime}; "

@@ -117,6 +117,10 @@ def test_c9_needs_overfitting_and_a_ratio_that_is_not_a_bound():
     assert claims.c9_dropout(gap, stats(5.0, 0.2, 3), no_dropout_gap=24.1, converged=False)[0] == PARTLY
     assert claims.c9_dropout(gap, stats(1.05, 0.05, 3), no_dropout_gap=24.1, converged=True)[0] == PARTLY
     assert claims.c9_dropout(stats(-1.0, 0.3, 3), ratio, no_dropout_gap=24.1, converged=True)[0] == NOT_REPRODUCED
+    # 06 at 5 seeds: 1.10 ± 0.36 clears 1.5 by 0.08; a mean one standard error higher would not
+    verdict, _, note = claims.c9_dropout(gap, stats(1.10, 0.36, 5), no_dropout_gap=36.8, converged=True)
+    assert verdict == PARTLY and "not settled" in note and "inconclusive at this budget" in note
+    assert "not settled" not in claims.c9_dropout(gap, stats(1.0, 0.1, 5), no_dropout_gap=36.8, converged=True)[2]
 
 
 def test_c11_needs_kernels_that_moved_and_every_run_split():

@@ -31,6 +31,9 @@ def test_block_lists_every_claim_the_figures_that_exist_and_the_run_time(tmp_pat
     run["budget"] = {"epochs": 15, "train_size": 10_000, "seeds": [0, 1, 2]}
     (nb / "metrics.json").write_text(json.dumps({"run": run, "metrics": {}, "claims": [claim]}))
     assert "15 epoch(s) on 10,000 training images, 3 seeds" in report.readme_block("cifar")
+    # a notebook continued from its checkpoints: its last process took 1 s, the book's record says 2 minutes
+    records = report.run_records(tmp_path / "cifar")
+    assert records[["notebook_min", "last_process_s"]].values.tolist() == [[2.0, 1]]
 
 
 def test_with_block_replaces_only_the_generated_part():
