@@ -90,7 +90,7 @@ CIFAR_SECTION_BUDGETS = {
     # run converged (within 1 point of its best by epochs 12-25), but at ~17 s per epoch (~11 s training,
     # the rest the per-epoch test pass) the notebook took 68 min with 3 seeds on 2 quiet cores. With 3 seeds C9's
     # ratio, 1.18 ± 0.35 (interval 0.78..1.58), sat on the line of its rule (1.5x), and C13 averaged 3 nets where
-    # the paper averaged 5: so 5 seeds, as on a GPU (~115 min, far over the 45-minute guide).
+    # the paper averaged 5: so 5 seeds, as on a GPU. Measured: 80 min, far over the 45-minute guide.
     "06_dropout": Budget(epochs=35, train_size=10_000, seeds=(0, 1, 2, 3, 4)),
     # sweep_epochs here: the length of each initialization trial. 3 epochs could not tell "never learns" from
     # "learns late" (four inits sat at ln 10); 8 epochs (~620 steps) for 5 inits x 3 seeds. Measured: 77 min on
