@@ -11,7 +11,8 @@ One run measures, on the device at hand:
 - LRN, ours against torch.nn.LocalResponseNorm, forward and backward;
 - the wall time of `make test`, with --make-test.
 Notebook times are not copied here: each `make reproduce` writes its own (results/<profile>/reproduce.json,
-shown by notebook 00 and the README). It writes results/bench/bench.json and bench.md. These are benchmarks, not tests: nothing here asserts a speed.
+shown by notebook 00 and the README). It writes results/bench/bench.json and bench.md. These are
+benchmarks, not tests: nothing here asserts a speed.
 """
 
 from __future__ import annotations

@@ -255,8 +255,8 @@ def c10_imagenet_error(top1: float | None, top5: float | None, imagenet: bool) -
 def c11_colour_groups(grouped: list[dict], control: list[dict], travel: float) -> tuple[str, str, str]:
     """C11 from qualitative.group_contrast, one dict per run, of the grouped net's two conv1 groups and of
     the same split in ungrouped controls (where the split means nothing). `travel`: the least distance,
-    over the grouped runs, of conv1 from its random start, |W - W0| / |W0| (the regime: every run's kernels
-    far from where they began). "In every run" needs at least two runs."""
+    over every run of both nets, of conv1 from its random start, |W - W0| / |W0| (the regime: every run's
+    kernels far from where they began). "In every run" needs at least two runs."""
     rule = ("colour-specialization (energy off the grey axis) per conv1 kernel, per run; reproduced: in every run "
             "(2+) the grouped net's two groups differ with permutation p < 0.01 while the same split of the "
             "matching ungrouped control does not (p >= 0.05, a smaller difference); partly: the groups differ "
