@@ -358,3 +358,42 @@ def test_layer_table_for_227_and_training_mode():
     assert model.training
     assert table.set_index("layer").loc["conv1"].neurons == 290_400
     assert table.set_index("layer").loc["conv2"].mult_adds == 27 * 27 * 256 * 48 * 25
+
+
+def test_fused_lrn_is_the_eager_math_bit_for_bit(monkeypatch):
+    from alexnet_book import model as model_module
+
+    torch.manual_seed(0)
+    x = (10 * torch.randn(4, 16, 6, 6)).contiguous(memory_format=torch.channels_last)
+    lrn = LRN.convention("cuda-convnet", groups=2)
+    grad = torch.randn_like(x)
+    results = {}
+    for fused in (True, False):
+        for stage in (model_module._fused_forward, model_module._fused_backward):
+            monkeypatch.setattr(stage, "enabled", fused)
+        for dtype in (torch.float32, torch.bfloat16):
+            inp = x.to(dtype, copy=True).requires_grad_()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = lrn(inp)
+            out.backward(grad.to(dtype))
+            results[fused, dtype] = out.detach(), inp.grad
+    assert model_module._fused_forward.compiled is not None  # the fused path ran
+    for dtype in (torch.float32, torch.bfloat16):
+        assert torch.equal(results[True, dtype][0], results[False, dtype][0])
+        assert results[True, dtype][1] is not None and torch.equal(results[True, dtype][1], results[False, dtype][1])
+
+
+def test_lrn_falls_back_to_eager_when_compiling_fails(monkeypatch):
+    from alexnet_book import model as model_module
+
+    def broken(fn, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    stage = model_module._Fused(model_module._lrn_forward)
+    monkeypatch.setattr(model_module, "_fused_forward", stage)
+    monkeypatch.setattr(torch, "compile", broken)
+    x = 10 * torch.randn(2, 8, 3, 3)
+    with pytest.warns(UserWarning, match="LRN runs unfused: torch.compile failed .*no C\\+\\+ compiler"):
+        out = LRN.convention("paper")(x)
+    assert not stage.enabled
+    torch.testing.assert_close(out, naive_lrn(x.double(), 5, 1e-4, 0.75, 2.0).float())
