@@ -18,6 +18,7 @@ benchmarks, not tests: nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -34,7 +35,7 @@ from . import data
 from .augment import Normalize, TrainTransform
 from .cifar_nets import CifarAlexNet, ConvLocal, Layers80Sec
 from .loaders import FolderLoader, TensorLoader
-from .model import LRN, AlexNet
+from .model import LRN, AlexNet, unfused_lrn
 from .profiles import get_profile
 from .results import huge_page_allocations, results_root, run_record
 from .runtime import pick_device, seed_everything
@@ -197,17 +198,21 @@ def cifar_epoch_seconds(device: torch.device, batch_size: int = 128, steps: int 
 
 def lrn_speeds(device: torch.device, shape=(128, 96, 55, 55), repeats: int = 5) -> pd.DataFrame:
     """Forward and forward+backward milliseconds of conv1's LRN at batch 128, channels_last, in fp32 and
-    in bf16 (training's dtype under autocast): ours against torch's, where torch has a kernel."""
+    in bf16 (training's dtype under autocast): ours fused by torch.compile and eager, against torch's
+    where torch has a kernel."""
     rows = []
+    lrns = {"alexnet_book.LRN": (LRN.convention("cuda-convnet"), contextlib.nullcontext),
+            "alexnet_book.LRN, unfused": (LRN.convention("cuda-convnet"), unfused_lrn),
+            "torch.nn.LocalResponseNorm": (torch.nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0), contextlib.nullcontext)}
     for dtype in (torch.float32, torch.bfloat16):
         x = (10 * torch.randn(shape, device=device)).to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
         grad = torch.randn_like(x)
-        for name, lrn in {"alexnet_book.LRN": LRN.convention("cuda-convnet"),
-                          "torch.nn.LocalResponseNorm": torch.nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0)}.items():
+        for name, (lrn, way) in lrns.items():
             row = {"lrn": name, "dtype": str(dtype).removeprefix("torch.")}
             try:
-                row["forward_ms"] = 1e3 * time_call(lambda: lrn(x), device, repeats)
-                row["forward_backward_ms"] = 1e3 * time_call(lambda: lrn(x).backward(grad), device, repeats)
+                with way():
+                    row["forward_ms"] = 1e3 * time_call(lambda: lrn(x), device, repeats)
+                    row["forward_backward_ms"] = 1e3 * time_call(lambda: lrn(x).backward(grad), device, repeats)
             except (NotImplementedError, RuntimeError) as error:  # torch's LRN has no bf16 kernel on CPU
                 row["error"] = str(error).splitlines()[0]
             rows.append(row)

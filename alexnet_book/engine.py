@@ -243,14 +243,14 @@ def check_world_size(state: dict) -> None:
 def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: torch.optim.Optimizer,
         epochs: int, scheduler=None, checkpoint: str | Path | None = None, amp_dtype: torch.dtype | None = None,
         desc: str = "train", progress: bool = True, batch_progress: bool = True,
-        stop_at_train_top1: float | None = None, stop: Callable[[], bool] | None = None,
+        finished: Callable[[list[dict]], bool] | None = None, stop: Callable[[], bool] | None = None,
         write_checkpoint: bool = True, on_epoch: Callable[[list[dict]], None] | None = None) -> pd.DataFrame:
     """Train for `epochs` epochs and return the per-epoch history as a DataFrame.
 
     The scheduler steps once per epoch (ReduceLROnPlateau on the test top-1 error, else
     `.step()`). With `checkpoint`, the state is saved after every epoch and a rerun resumes
     from it: on CPU the resumed run ends with the same weights as an uninterrupted one.
-    `stop_at_train_top1` ends training early once the training error falls to that value (in %).
+    `finished(history)`, asked after every epoch, ends training early when true (e.g. Recipe.finished).
     `batch_progress=False` keeps the per-epoch bar and drops the per-batch one (for many short runs).
 
     `stop()` (e.g. Ctrl-C) ends training at the next step with Interrupted; when the loader can
@@ -274,8 +274,8 @@ def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: to
         if start > epochs:  # a shorter history than the checkpoint's cannot be had without training again
             raise CheckpointMismatch(f"{checkpoint} holds {start} epochs, more than the {epochs} asked for; "
                                      "ask for at least as many, or delete it to start again")
-        if stop_at_train_top1 is not None and history and history[-1]["train_top1"] <= stop_at_train_top1:
-            return pd.DataFrame(history)  # the run had already stopped early
+        if finished is not None and finished(history):
+            return pd.DataFrame(history)  # the run had already ended
 
     def save(last_epoch: int, **extra) -> None:
         # every rank's RNG state (a collective), so a resumed distributed run draws on as before
@@ -314,7 +314,7 @@ def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: to
             save(epoch)
         if on_epoch is not None:
             on_epoch(history)
-        if stop_at_train_top1 is not None and train["top1"] <= stop_at_train_top1:
+        if finished is not None and finished(history):
             break
         if stop is not None and epoch + 1 < epochs and stop():
             raise Interrupted(epoch + 1, 0)

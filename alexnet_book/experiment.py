@@ -57,7 +57,7 @@ def train_seeds(name: str, make_model, recipe: Recipe, train: ImageSet, test: Im
         checkpoint = checkpoint_path(checkpoints, name, seed, model, recipe, len(train)) if checkpoints else None
         history = fit(model, train_loader, test_loader, optimizer=optimizer, scheduler=recipe.scheduler(optimizer),
                       epochs=recipe.epochs, amp_dtype=amp_dtype,
-                      checkpoint=checkpoint, desc=f"{name} seed {seed}", stop_at_train_top1=recipe.stop_at_train_top1,
+                      checkpoint=checkpoint, desc=f"{name} seed {seed}", finished=recipe.finished,
                       batch_progress=False)
         histories.append(history.assign(variant=name, seed=seed))
         models.append(model)
@@ -155,6 +155,18 @@ def lr_drop_epochs(history: pd.DataFrame) -> pd.Series:
 def lr_drops(history: pd.DataFrame) -> pd.Series:
     """How many times the plateau schedule divided each (variant, seed) run's learning rate."""
     return lr_drop_epochs(history).str.len()
+
+
+def held_to_end(history: pd.DataFrame, columns=("train_top1", "test_top1")) -> pd.DataFrame:
+    """`columns` of every (variant, seed) run up to the last epoch of its variant, a run that ended early
+    (Recipe.finished) holding its last values: a mean over seeds then keeps the same seeds at every epoch
+    and ends at the mean of the final errors, the numbers the verdicts use (last_epoch)."""
+    parts = []
+    for (variant, seed), run in history.groupby(["variant", "seed"], sort=False):
+        end = int(history.loc[history["variant"] == variant, "epoch"].max())
+        held = run.set_index("epoch")[list(columns)].reindex(range(int(run["epoch"].min()), end + 1)).ffill()
+        parts.append(held.rename_axis("epoch").reset_index().assign(variant=variant, seed=seed))
+    return pd.concat(parts, ignore_index=True)
 
 
 def gain_by_epoch(history: pd.DataFrame, worse: str, better: str, column: str = "test_top1") -> pd.DataFrame:

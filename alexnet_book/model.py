@@ -7,6 +7,7 @@ dropout7 on the outputs of fc6 and fc7. The two-GPU version is in `alexnet_book.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections import OrderedDict
@@ -153,6 +154,17 @@ class _Fused:
 
 
 _fused_forward, _fused_backward = _Fused(_lrn_forward), _Fused(_lrn_backward)
+
+
+@contextlib.contextmanager
+def unfused_lrn():
+    """LRN runs its eager math inside the block (make bench times both ways)."""
+    saved = _fused_forward.enabled, _fused_backward.enabled
+    _fused_forward.enabled = _fused_backward.enabled = False
+    try:
+        yield
+    finally:
+        _fused_forward.enabled, _fused_backward.enabled = saved
 
 
 class _LRNFunction(torch.autograd.Function):

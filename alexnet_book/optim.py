@@ -104,9 +104,9 @@ def compare_after_drop(steps: int = 40, drop_at: int = 20, lr: float = 0.1, fact
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one variant is trained: SGD with momentum for a number of epochs, at a constant learning
+    """How one variant is trained: SGD with momentum for at most `epochs` epochs, at a constant learning
     rate unless `plateau_drops` > 0 (then divided by 10 whenever the test error stops improving for
-    `patience` epochs, at most that many times, as in section 5)."""
+    `patience` epochs, at most that many times, as in section 5; `finished` says when a run is over early)."""
 
     lr: float
     epochs: int
@@ -117,6 +117,23 @@ class Recipe:
     rule: str = "torch"  # "torch": torch.optim.SGD; "paper": section 5's update rule (optim.PaperSGD)
     plateau_drops: int = 0
     patience: int = 2
+
+    def finished(self, history: list[dict]) -> bool:
+        """Whether a run ends before its epochs run out: its training error has fallen to `stop_at_train_top1`,
+        or the plateau schedule has made its last drop and the test error has since gone `patience` + 1 epochs
+        at the final rate without a new best, the point where the schedule would drop again. The run has then
+        converged at its last rate: more epochs at it buy nothing but time."""
+        if not history:
+            return False
+        if self.stop_at_train_top1 is not None and history[-1]["train_top1"] <= self.stop_at_train_top1:
+            return True
+        rates = [row["lr"] for row in history]
+        if not self.plateau_drops or sum(b < a for a, b in zip(rates, rates[1:])) < self.plateau_drops:
+            return False
+        errors = [row["test_top1"] for row in history]
+        since_best = len(errors) - 1 - errors.index(min(errors))
+        at_final_rate = len(rates) - rates.index(rates[-1])
+        return min(since_best, at_final_rate) > self.patience
 
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         if self.rule not in ("torch", "paper"):

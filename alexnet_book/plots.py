@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .experiment import lr_drops, paired_gain
+from .experiment import held_to_end, lr_drops, paired_gain
 
 
 def image_grid(images: torch.Tensor, labels: torch.Tensor, classes, per_class: int = 8, title: str = ""):
@@ -139,7 +139,8 @@ def train_test_curves(history, title: str = ""):
     """Left: training (dashed) and test (solid) top-1 error per variant, mean over seeds.
     Right: the overfitting gap, test minus training error, mean and min-max over seeds."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-    gap = history.assign(gap=history["test_top1"] - history["train_top1"])
+    held = held_to_end(history)
+    gap = held.assign(gap=held["test_top1"] - held["train_top1"])
     for i, (variant, runs) in enumerate(gap.groupby("variant", sort=False)):
         mean = runs.groupby("epoch")[["train_top1", "test_top1", "gap"]].mean()
         left.plot(mean.index, mean["train_top1"], "--", color=f"C{i}", label=f"{variant} train")
@@ -149,8 +150,10 @@ def train_test_curves(history, title: str = ""):
             band = runs.groupby("epoch")["gap"].agg(["min", "max"])
             right.fill_between(band.index, band["min"], band["max"], color=f"C{i}", alpha=0.2)
     seeds = history.groupby("variant")["seed"].nunique().max()
+    ended = len(held) > len(history)  # some run ended before its variant's last epoch (Recipe.finished)
     left.set(xlabel="epochs", ylabel="top-1 error (%)", title="training (dashed) and test (solid) error"
-             + (f", mean of {seeds} seeds" if seeds > 1 else ", one seed"))
+             + (f", mean of {seeds} seeds" if seeds > 1 else ", one seed")
+             + ("\na run that ended early holds its last epoch's errors" if ended else ""))
     right.axhline(0, color="gray", lw=0.8)
     right.set(xlabel="epochs", ylabel="test − training error (points)")
     right.set_title(f"overfitting gap{' (band: min-max over seeds)' if seeds > 1 else ''}\nbelow 0: training error, averaged "

@@ -162,3 +162,21 @@ def test_running_sums_avoid_float64_on_mps_which_has_none():
 
     assert sum_dtype(torch.device("mps")) == torch.float32
     assert sum_dtype(torch.device("cpu")) == sum_dtype(torch.device("cuda")) == torch.float64
+
+
+def test_fit_ends_when_finished_says_so_and_a_rerun_trains_nothing_more(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    calls = []
+
+    def finished(history):
+        calls.append(len(history))
+        return len(history) == 2  # e.g. Recipe.finished: the schedule is spent
+
+    seed_everything(0)
+    model, (train, test) = small_net(), loaders()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    history = fit(model, train, test, optimizer=optimizer, epochs=5, checkpoint=ckpt, finished=finished, progress=False)
+    assert history["epoch"].tolist() == [1, 2] and calls == [1, 2]
+    weights = model[0].weight.detach().clone()
+    again = fit(model, train, test, optimizer=optimizer, epochs=5, checkpoint=ckpt, finished=finished, progress=False)
+    assert again["epoch"].tolist() == [1, 2] and torch.equal(model[0].weight, weights)

@@ -110,3 +110,20 @@ def test_schedule_title_says_whether_the_rate_dropped():
 def test_init_trials_draw_the_chance_loss():
     ax = plots.init_trials(history_of([0, 1], [0.1, 0.1]), chance_loss=2.303).axes[0]
     assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [2.303]
+
+
+def test_a_run_that_ended_early_holds_its_last_errors_in_the_mean_curve():
+    import pandas as pd
+
+    from alexnet_book.experiment import held_to_end, last_epoch
+
+    long, short = history_of([0], [0.1] * 4), history_of([1], [0.1] * 2)  # seed 1 ended after epoch 2
+    history = pd.concat([long, short], ignore_index=True)
+    held = held_to_end(history)
+    assert held.groupby("seed")["epoch"].max().tolist() == [4, 4]
+    assert held[(held.seed == 1) & (held.epoch > 2)]["test_top1"].tolist() == [54.0, 54.0]
+    mean_at_end = held[held.epoch == 4]["test_top1"].mean()
+    assert mean_at_end == last_epoch(history)["test_top1"].mean()  # the curve ends at the verdicts' numbers
+    fig = plots.train_test_curves(history)
+    assert "ended early holds" in fig.axes[0].get_title()
+    assert "ended early" not in plots.train_test_curves(long).axes[0].get_title()

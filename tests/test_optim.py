@@ -139,3 +139,32 @@ def test_compare_after_drop_coincides_then_parts():
     # First step after the drop: about factor times larger (momentum * old-rate velocity).
     assert after.paper_update.iloc[0] > 5 * after.torch_update.iloc[0]
     assert after.distance.iloc[-1] > 0.1
+
+
+def rows(rates, errors, train=50.0):
+    return [{"epoch": e + 1, "lr": lr, "train_top1": train, "test_top1": err} for e, (lr, err) in enumerate(zip(rates, errors))]
+
+
+def test_a_plateau_run_is_finished_once_its_last_rate_goes_patience_plus_one_epochs_without_a_new_best():
+    from alexnet_book.optim import Recipe
+
+    recipe = Recipe(lr=0.1, epochs=50, plateau_drops=2, patience=2)
+    two_drops = [0.1, 0.1, 0.01, 0.01, 0.001, 0.001, 0.001]
+    assert not recipe.finished(rows(two_drops[:6], [50, 40, 35, 33, 32, 32.5]))  # 1 epoch since the best
+    assert not recipe.finished(rows(two_drops, [50, 40, 35, 33, 32, 32.5, 32.1]))  # 2: the scheduler waits too
+    assert recipe.finished(rows(two_drops + [0.001], [50, 40, 35, 33, 32, 32.5, 32.1, 32.3]))  # 3 > patience
+    assert not recipe.finished(rows(two_drops + [0.001], [50, 40, 35, 33, 32, 32.5, 32.1, 31.9]))  # a new best
+    one_drop = [0.1, 0.1, 0.01, 0.01, 0.01, 0.01]
+    assert not recipe.finished(rows(one_drop, [50, 40, 35, 36, 37, 38]))  # one drop still to come
+    # the best came before the last drop: the run needs patience + 1 epochs at the last rate all the same
+    assert not recipe.finished(rows([0.1, 0.01, 0.001, 0.001], [30, 35, 36, 36]))
+    assert recipe.finished(rows([0.1, 0.01, 0.001, 0.001, 0.001], [30, 35, 36, 36, 36]))
+    assert not Recipe(lr=0.1, epochs=50).finished(rows([0.1] * 9, [30] + [40] * 8))  # a constant rate never ends early
+
+
+def test_a_run_is_finished_at_its_training_error_target():
+    from alexnet_book.optim import Recipe
+
+    recipe = Recipe(lr=0.1, epochs=50, stop_at_train_top1=25.0)
+    assert not recipe.finished([]) and not recipe.finished(rows([0.1], [60], train=25.1))
+    assert recipe.finished(rows([0.1, 0.1], [60, 50], train=25.0))
