@@ -8,6 +8,7 @@ dropout7 on the outputs of fc6 and fc7. The two-GPU version is in `alexnet_book.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from collections import OrderedDict
@@ -130,12 +131,31 @@ def _lrn_backward(x: torch.Tensor, t: torch.Tensor, g: torch.Tensor, band: torch
     return (gr - x32 * _window_sum(gr * x32 / t, band)).to(g.dtype)
 
 
+@contextlib.contextmanager
+def _quiet_cpp_extension():
+    """Inductor imports torch.utils.cpp_extension, which on a CUDA build of torch without a GPU logs a warning
+    ("No CUDA runtime is found, using CUDA_HOME=...") into every notebook that compiles: hidden, errors kept."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class _Fused:
     """A function run through torch.compile, which fuses its elementwise passes around the matmul into
     one or two loops: LRN's tensors are the net's largest and each eager pass is a trip through memory,
     so on 2 CPU cores this takes CifarAlexNet's epoch (training and test pass) from ~19 s to ~13 s,
     with bit-identical results (tested). Where compiling fails (no C++ compiler, an unsupported device)
-    or ALEXNET_BOOK_FUSED_LRN=0, the same function runs eagerly, and a warning says so once."""
+    or ALEXNET_BOOK_FUSED_LRN=0, the same function runs eagerly, and a warning says so once.
+
+    Each input shape gets its own kernel (dynamic=False: sizes known at compile time vectorize best); the
+    two nets of notebook 08 at training, test and ten-patch batches need more than dynamo's default of 8
+    per function, past which it would fall back to eager, so the limit is raised while these run."""
+
+    RECOMPILE_LIMIT = 64
 
     def __init__(self, fn):
         self.fn, self.compiled = fn, None
@@ -146,7 +166,8 @@ class _Fused:
             try:
                 if self.compiled is None:
                     self.compiled = torch.compile(self.fn, dynamic=False)
-                return self.compiled(*args)
+                with torch._dynamo.config.patch(recompile_limit=self.RECOMPILE_LIMIT), _quiet_cpp_extension():
+                    return self.compiled(*args)
             except Exception as failure:  # noqa: BLE001 (any compile failure: the eager function is the same math)
                 self.enabled = False
                 warnings.warn(f"LRN runs unfused: torch.compile failed ({type(failure).__name__}: {failure})", stacklevel=2)

@@ -397,3 +397,15 @@ def test_lrn_falls_back_to_eager_when_compiling_fails(monkeypatch):
         out = LRN.convention("paper")(x)
     assert not stage.enabled
     torch.testing.assert_close(out, naive_lrn(x.double(), 5, 1e-4, 0.75, 2.0).float())
+
+
+def test_fused_lrn_compiles_past_dynamos_default_of_eight_shapes(recwarn):
+    from alexnet_book import model as model_module
+
+    lrn = LRN.convention("cuda-convnet")
+    for batch in range(2, 12):  # ten shapes; dynamo alone would fall back to eager after 8
+        x = torch.rand(batch, 8, 3, 3)
+        torch.testing.assert_close(lrn(x), naive_lrn(x.double(), 5, 1e-4 / 5, 0.75, 2.0).float())
+    stage = model_module._fused_forward
+    assert stage.enabled and len(torch._dynamo.eval_frame._debug_get_cache_entry_list(stage.fn.__code__)) >= 10
+    assert not [w for w in recwarn if "unfused" in str(w.message)]
