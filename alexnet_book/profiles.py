@@ -163,7 +163,8 @@ PROFILES: dict[str, Profile] = {
             # The paper's AlexNet on CIFAR-10 upscaled to 224. C2 needs converged nets over 2+ seeds, a GPU's budget:
             # one seed of 8 epochs on 10,000 images took 59 min on 2 CPU cores (42 and 68 img/s) and left both nets
             # still improving. So on a CPU the notebook shows the pipeline on real data, two seeds of each net for
-            # 3 epochs on 4,000 images (est. ~15 min), and its C2 verdict stays inconclusive at this budget.
+            # 3 epochs on 4,000 images, and its C2 verdict stays inconclusive at this budget. Measured 2026-12-06
+            # with the fused LRN: 18 min (grouped 49-56 img/s, one-GPU 90-92).
             "08_full_training": Budget(epochs=3, train_size=4_000, test_size=1_000, seeds=(0, 1)),
             # with a GPU the same notebook trains on all of CIFAR-10 until the plateau schedule ends
             "08_full_training@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),
