@@ -189,7 +189,7 @@ def unfused_lrn():
 
 
 class _LRNFunction(torch.autograd.Function):
-    """LRN with its gradient written out, keeping 2 tensors for backward instead of autograd's ~10:
+    """LRN with its gradient written out, keeping x and t (and the c x c band) for backward instead of autograd's ~10 tensors:
     with t = k + scale * window_sum(x^2) and y = x * t^-beta, the windows being symmetric,
 
         dL/dx = g * t^-beta - 2 * scale * beta * x * window_sum(g * y / t).
