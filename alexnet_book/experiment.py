@@ -161,10 +161,9 @@ def held_to_end(history: pd.DataFrame, columns=("train_top1", "test_top1")) -> p
     """`columns` of every (variant, seed) run up to the last epoch of its variant, a run that ended early
     (Recipe.finished) holding its last values: a mean over seeds then keeps the same seeds at every epoch
     and ends at the mean of the final errors, the numbers the verdicts use (last_epoch)."""
-    parts = []
+    parts, ends = [], history.groupby("variant")["epoch"].max()
     for (variant, seed), run in history.groupby(["variant", "seed"], sort=False):
-        end = int(history.loc[history["variant"] == variant, "epoch"].max())
-        held = run.set_index("epoch")[list(columns)].reindex(range(int(run["epoch"].min()), end + 1)).ffill()
+        held = run.set_index("epoch")[list(columns)].reindex(range(int(run["epoch"].min()), int(ends[variant]) + 1)).ffill()
         parts.append(held.rename_axis("epoch").reset_index().assign(variant=variant, seed=seed))
     return pd.concat(parts, ignore_index=True)
 
