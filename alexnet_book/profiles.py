@@ -104,8 +104,9 @@ CIFAR_SECTION_BUDGETS = {
     # (seeds 0-2 continue from their checkpoints; ~65 min from scratch, over the 45-minute guide).
     "10_depth_ablation": Budget(epochs=30, train_size=10_000, seeds=(0, 1, 2, 3, 4)),
     # C11's regime, conv1 kernels far from their random start, in 2+ runs: CifarAlexNet in two groups and
-    # an ungrouped control on 10,000 images. Measured: 30 min (~14 s per epoch), and after 20 epochs conv1 had
-    # travelled only 0.34-0.37 of its initial norm (the regime needs 1): not reached on 2 cores.
+    # an ungrouped control on 10,000 images. Measured: 30 min (~14 s per epoch); 26 min with the fused LRN
+    # (2026-12-06, 12-14 s per epoch with the test pass), and after 20 epochs conv1 had travelled only 0.35-0.37
+    # of its initial norm (the regime needs 1): not reached on 2 cores.
     "09_qualitative": Budget(epochs=20, train_size=10_000, seeds=(0, 1, 2)),
 }
 
