@@ -75,6 +75,8 @@ CIFAR_SECTION_BUDGETS = {
     # one plateau drop in 4 of 6 runs and left all 6 still improving (33 min); 40 epochs (44 min) left one
     # no-LRN run with a drop to go, still falling (33.7 -> 32.5 over its last 4 epochs), so 50 epochs (from
     # scratch ~55 min, over the 45-minute guide). A longer budget continues the finished runs from their checkpoints.
+    # Measured 2026-12-06 with the fused LRN: 60 min (~12.5 s per epoch with the test pass); 4 of the 6 runs ended
+    # when their schedule was spent (epochs 40-49), every run converged.
     "03_local_response_norm": Budget(epochs=50, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=2),
     # C5's regime, a net that overfits: without dropout CifarAlexNet on 10,000 images overfits from about
     # epoch 8 (notebook 06); with dropout on 25,000 images it had not after 10 epochs. Measured 2026-12-06 with the
