@@ -28,9 +28,10 @@ STANDARD_ERRORS = 2  # the half-width of every interval, in standard errors of t
 OVERFIT_GAP = 10.0  # points of test minus train error from which a net counts as overfitting
 CONVERGED_WITHIN = 0.5  # points: a run has converged when its last epochs no longer beat its earlier best by more
 MOVED_FROM_START = 1.0  # C11: conv1 kernels have moved when |W - W0| / |W0| reaches this
-# Where a paired gain (better variant against worse, experiment.gain_state) stands at the end of training:
-# every run of both stopped improving; only the worse variant's (the gain can only widen: a lower bound);
-# or the worse variant still improving, when even the gain's sign may change.
+# Where a paired gain (the variant with the paper's ingredient, "better", against the one without it, "worse";
+# experiment.gain_state) stands at the end of training: every run of both stopped improving; only the worse
+# variant's (the gain can only widen: a lower bound); or the worse variant still improving, when even the
+# gain's sign may change.
 CONVERGED, LOWER_BOUND, STILL_IMPROVING = GAIN_STATES = ("converged", "lower bound", "still improving")
 
 
@@ -293,8 +294,10 @@ def _converged_note(converged: bool) -> str:
 
 def _state_note(state: str) -> str:
     return {CONVERGED: "every run converged (test error no longer falling)",
-            LOWER_BOUND: "the worse variant's runs converged, the better's still improving: the gain is a lower bound",
-            STILL_IMPROVING: "the worse variant's runs still improving at the end (regime not reached)"}[state]
+            LOWER_BOUND: ("the runs without the paper's ingredient converged, those with it still improving, "
+                          "so the gain can only widen: a lower bound"),
+            STILL_IMPROVING: ("the runs without the paper's ingredient still improving at the end, so the gain may "
+                              "yet shrink or change sign (regime not reached)")}[state]
 
 
 def overfits(gap: float) -> bool:
