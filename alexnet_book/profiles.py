@@ -87,6 +87,7 @@ CIFAR_SECTION_BUDGETS = {
     # rate (33 min): a 24-point gap without augmentation, but all six augmented runs still improving, so the
     # plateau schedule (notebook 10's, which converged every run there) over 30 epochs. Measured: 53 min
     # (~10 s per epoch); crops+flips converged, the lighting runs still improving, so C7's gain is a lower bound.
+    # 2026-12-06 with the fused LRN: 59 min (~12 s per epoch with the test pass), the same numbers to the bit.
     "05_data_augmentation": Budget(epochs=30, train_size=10_000, seeds=(0, 1, 2)),
     # Without dropout the net overfits from about epoch 8; at epoch 20 two of three dropout runs were still
     # improving. At 35 epochs every run converged (within 1 point of its smoothed best by epochs 12-25), and 3 seeds
