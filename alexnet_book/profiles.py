@@ -106,6 +106,8 @@ CIFAR_SECTION_BUDGETS = {
     # had its first rate drop only at epoch 18, so 30 epochs: every run converged (39 min). With 3 seeds the
     # verdict sat on its line (0.20 ± 1.40, interval -1.42..1.82 against the paper's 2), so 5 seeds, as on a GPU
     # (seeds 0-2 continue from their checkpoints; ~65 min from scratch, over the 45-minute guide).
+    # 2026-12-06 with the fused LRN: 54 min (~12-13 s per epoch with the test pass; the reduced nets' runs end
+    # at epochs 19-24 when their schedule is spent): 0.26 ± 1.06, still not reproduced.
     "10_depth_ablation": Budget(epochs=30, train_size=10_000, seeds=(0, 1, 2, 3, 4)),
     # C11's regime, conv1 kernels far from their random start, in 2+ runs: CifarAlexNet in two groups and
     # an ungrouped control on 10,000 images. Measured: 30 min (~14 s per epoch); 26 min with the fused LRN
