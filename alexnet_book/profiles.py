@@ -69,6 +69,7 @@ CIFAR_SECTION_BUDGETS = {
     # 34-35%, still falling; runs stop at 25%, so the cap of 60 costs only what a run needs. Measured: the
     # cuda-convnet tanh runs cross at ~35 epochs of ~17 s (all 50,000 images), and the notebook takes ~60 min
     # on 2 quiet cores, over the 45-minute guide, because that is what crossing the line costs. Three seeds.
+    # 2026-12-06 with the fused LRN: 48 min alone on 2 cores.
     "02_relu_vs_tanh": Budget(epochs=60, seeds=(0, 1, 2), sweep_epochs=2),
     # C4's regime, converged nets: the -11pct net takes ~35 s per epoch on 50,000 images, so 4 epochs left it
     # near 40% and falling. On 10,000 images (measured: ~9 s per epoch without LRN, ~12 with) 25 epochs gave
