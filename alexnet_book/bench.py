@@ -38,7 +38,7 @@ from .loaders import FolderLoader, TensorLoader
 from .model import LRN, AlexNet, unfused_lrn
 from .profiles import get_profile
 from .results import huge_page_allocations, results_root, run_record
-from .runtime import pick_device, seed_everything
+from .backend import pick_device, seed_everything
 from .timing import loader_throughput, model_throughput, sync, time_call
 
 

@@ -12,7 +12,6 @@ read once per `check_every` steps (the NaN guard) and once per epoch.
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 import warnings
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2.functional import ten_crop as ten_patches
 
 from . import distributed
+from .backend import autocast
 
 with warnings.catch_warnings():  # without ipywidgets tqdm.auto falls back to text bars, and says so in every notebook
     warnings.filterwarnings("ignore", "IProgress not found")
@@ -49,27 +49,6 @@ def topk_errors(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> torch.
     top = logits.topk(k_max, dim=1).indices
     hit = top == labels.unsqueeze(1)
     return torch.stack([(~hit[:, : min(k, k_max)].any(dim=1)).sum() for k in ks])
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    """bf16/fp16 autocast when a dtype is given, else nothing. On Apple's mps, bf16 tensors need macOS 14
-    (pytorch#119641) and bf16 autocast came with pytorch#139390; where bf16 is missing the run goes on
-    in fp32, and says so."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    if device.type == "mps" and dtype == torch.bfloat16 and not _mps_has_bf16():
-        warnings.warn("bfloat16 is not supported on this mps device (macOS 14+ needed): training in fp32", stacklevel=2)
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-@functools.cache
-def _mps_has_bf16() -> bool:
-    try:
-        torch.ones(1, device="mps", dtype=torch.bfloat16)
-        return True
-    except (TypeError, RuntimeError):
-        return False
 
 
 def sum_dtype(device: torch.device) -> torch.dtype:

@@ -25,7 +25,7 @@ from .data import ImageSet
 from .engine import NonFiniteLossError, fit
 from .loaders import TensorLoader
 from .optim import Recipe
-from .runtime import seed_everything
+from .backend import seed_everything
 
 
 def checkpoint_path(folder: Path, name: str, seed: int, model: nn.Module, recipe: Recipe, n_train: int) -> Path:

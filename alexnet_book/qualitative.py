@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .engine import autocast
+from .backend import autocast
 
 
 def colour_specialization(weight: torch.Tensor) -> torch.Tensor:

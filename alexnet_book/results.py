@@ -84,8 +84,9 @@ def huge_page_allocations() -> bool:
     return torch.empty(4 << 20, dtype=torch.uint8).data_ptr() % 4096 == 0
 
 
-def run_record(profile: str, device: torch.device, seeds) -> dict:
-    return {"profile": profile, "device": device_name(device), "seeds": list(seeds), "git": git_sha(),
+def run_record(profile: str, device: torch.device, seeds, dtype: str = "float32") -> dict:
+    """What every metrics.json records of its run: dtype is the training dtype under autocast (backend.dtype_name)."""
+    return {"profile": profile, "device": device_name(device), "dtype": dtype, "seeds": list(seeds), "git": git_sha(),
             "versions": versions(), "platform": platform.platform(), "cpu_huge_pages": huge_page_allocations(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
@@ -93,10 +94,11 @@ def run_record(profile: str, device: torch.device, seeds) -> dict:
 class Results:
     """A notebook's results folder: figures, tables, measurements and claim entries."""
 
-    def __init__(self, notebook: str, profile: str, device: torch.device, seeds=(0,), budget: dict | None = None):
+    def __init__(self, notebook: str, profile: str, device: torch.device, seeds=(0,), budget: dict | None = None,
+                 dtype: str = "float32"):
         self.dir = results_root() / profile / notebook
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.record = {**run_record(profile, device, seeds), "budget": budget}
+        self.record = {**run_record(profile, device, seeds, dtype), "budget": budget}
         self.metrics: dict = {}
         self.claims: list[dict] = []
         self._start = time.perf_counter()

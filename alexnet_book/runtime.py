@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import random
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
+from .backend import amp_dtype, dtype_name, pick_device, seed_everything
 from .data import ImageSet, experiment_data
 from .optim import PAPER_LR, Recipe
 from .profiles import Budget, Profile, get_profile
 from .results import Results, shown
 from .versions import check_versions
-
-DEVICE_ENV = "ALEXNET_BOOK_DEVICE"
-
-
-def seed_everything(seed: int) -> None:
-    """The one seed helper: Python, NumPy and torch (CPU and every GPU)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # seeds CUDA and MPS too
-
-
-def pick_device(name: str | None = None) -> torch.device:
-    """The argument, else $ALEXNET_BOOK_DEVICE, else cuda, then mps, then cpu."""
-    name = name or os.environ.get(DEVICE_ENV)
-    if name:
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
 
 @dataclass
 class Run:
@@ -47,6 +23,7 @@ class Run:
     device: torch.device
     seed: int
     results: Results
+    amp_dtype: torch.dtype | None  # autocast dtype of training and evaluation: None is fp32 (backend.amp_dtype)
 
     def data(self) -> tuple[ImageSet, ImageSet]:
         """The section experiment's training and test sets, cut to the budget (data.experiment_data)."""
@@ -63,7 +40,7 @@ class Run:
         transforms given (the test transform defaults to the training one, e.g. one Normalize for both)."""
         transforms = {"train_transform": train_transform, "test_transform": test_transform or train_transform}
         return {**{k: v for k, v in transforms.items() if v is not None}, "device": self.device,
-                "amp_dtype": self.profile.amp_dtype, "checkpoints": self.results.dir / "checkpoints"}
+                "amp_dtype": self.amp_dtype, "checkpoints": self.results.dir / "checkpoints"}
 
 
 def setup(notebook: str, profile: str | None = None, device: str | None = None) -> Run:
@@ -72,12 +49,14 @@ def setup(notebook: str, profile: str | None = None, device: str | None = None) 
     prof = get_profile(profile)
     dev = pick_device(device)
     budget = prof.budget(notebook, dev.type)
+    dtype = amp_dtype(dev, prof.amp)
     seed_everything(prof.seed)
-    results = Results(notebook, prof.name, dev, seeds=budget.seeds, budget=vars(budget))
-    run = Run(notebook, prof, budget, dev, prof.seed, results)
+    results = Results(notebook, prof.name, dev, seeds=budget.seeds, budget=vars(budget), dtype=dtype_name(dtype))
+    run = Run(notebook, prof, budget, dev, prof.seed, results, dtype)
     print(f"profile  {prof.name}: {prof.description}")
     print(f"budget   {budget}")
     print(f"device   {results.record['device']}")
+    print(f"dtype    {dtype_name(dtype)} (profile setting {prof.amp!r})")
     print(f"seed     {prof.seed}")
     print(f"results  {shown(results.dir)}")
     return run

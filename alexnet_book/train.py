@@ -25,7 +25,7 @@ from .model import LRN_CONVENTIONS, AlexNet, he_init_, paper_init_
 from .optim import Recipe
 from .profiles import get_profile
 from .results import results_root, run_record, shown
-from .runtime import pick_device, seed_everything
+from .backend import AMP_CHOICES, amp_dtype, dtype_name, pick_device, seed_everything
 from .timing import loader_throughput, model_throughput
 from .versions import check_versions
 
@@ -33,7 +33,6 @@ from .versions import check_versions
 NOTEBOOK = "08_full_training"  # the profiles' budget entry, and the default results folder
 INPUT = 224  # the network's input side (section 3.5)
 STATS_IMAGES = 1000  # ImageNet training images sampled for the channel mean and std
-AMP = {"bf16": torch.bfloat16, "none": None}
 # Settings a resumed run may change; changing any other needs --fresh or another --out.
 RESUMABLE = {"epochs", "out", "fresh", "benchmark", "device", "amp", "channels_last", "compile", "workers",
              "data_root", "world_size", "eval_batch_size", "debug"}
@@ -94,7 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="decoding processes per GPU (ImageFolder data); default: the node's cores per process, at most 8")
     speed = p.add_argument_group("speed")
     speed.add_argument("--device", help="default: $ALEXNET_BOOK_DEVICE, else cuda, mps, cpu")
-    speed.add_argument("--amp", choices=tuple(AMP), help="autocast dtype (default: the profile's)")
+    speed.add_argument("--amp", choices=AMP_CHOICES,
+                       help="autocast dtype; auto: bf16 where the device runs it natively, else fp32 (default: the profile's)")
     speed.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     speed.add_argument("--compile", action="store_true", help="torch.compile the model")
     speed.add_argument("--benchmark", action="store_true", help="measure the loader's and the model's img/s, then exit")
@@ -140,7 +140,7 @@ def resolve_config(args: argparse.Namespace, device: torch.device) -> dict:
     for key in ("train_size", "test_size"):
         config[key] = config[key] or None  # 0: all
     config["seed"] = profile.seed if args.seed is None else args.seed
-    config["amp"] = args.amp or ("bf16" if profile.amp == "bfloat16" else "none")
+    config["amp"] = args.amp or profile.amp or "float32"
     config["out"] = args.out or results_root() / profile.name / NOTEBOOK
     if config["batch_size"] % config["world_size"]:
         raise UsageError(f"--batch-size {config['batch_size']} does not split over {config['world_size']} processes")
@@ -284,7 +284,7 @@ def train(config: dict, device: torch.device) -> int:
     profile, out = get_profile(config["profile"]), Path(config["out"])
     checkpoint = prepare_out(config)
     seed_everything(config["seed"] + distributed.rank())  # each rank its own dropout masks; DDP syncs the init
-    amp_dtype = AMP[config["amp"]]
+    dtype = amp_dtype(device, config["amp"])
     inputs = (folder_inputs if profile.dataset == "imagenet" else memory_inputs)(profile, config, device)
     batch = config["batch_size"] // distributed.world_size()
 
@@ -299,15 +299,15 @@ def train(config: dict, device: torch.device) -> int:
         net = torch.compile(net)
     if main_rank:
         print(f"profile {profile.name}, {config['epochs']} epochs at batch {config['batch_size']} "
-              f"over {distributed.world_size()} process(es) on {device}, amp {config['amp']}; "
+              f"over {distributed.world_size()} process(es) on {device}, {dtype_name(dtype)} ({config['amp']}); "
               f"{'resuming' if checkpoint.exists() else 'writing'} {shown(checkpoint)}", file=sys.stderr)
 
     if config["benchmark"]:
         speed = {"loader": loader_throughput(inputs["train"], batches=min(20, len(inputs["train"]) - 1)),
-                 "model": model_throughput(net, optimizer, batch, len(inputs["classes"]), side=INPUT, amp_dtype=amp_dtype,
+                 "model": model_throughput(net, optimizer, batch, len(inputs["classes"]), side=INPUT, amp_dtype=dtype,
                                            channels_last_inputs=config["channels_last"])}
         if main_rank:
-            (out / "benchmark.json").write_text(json.dumps({**run_record(profile.name, device, [config["seed"]]),
+            (out / "benchmark.json").write_text(json.dumps({**run_record(profile.name, device, [config["seed"]], dtype_name(dtype)),
                                                             "config": config, **speed}, indent=2) + "\n")
             print(json.dumps(speed, indent=2))
         return 0
@@ -316,7 +316,7 @@ def train(config: dict, device: torch.device) -> int:
     with StopRequest() as stop:
         try:
             history = fit(net, inputs["train"], inputs["test"], optimizer=optimizer, epochs=config["epochs"],
-                          scheduler=scheduler, checkpoint=checkpoint, amp_dtype=amp_dtype, desc=profile.name,
+                          scheduler=scheduler, checkpoint=checkpoint, amp_dtype=dtype, desc=profile.name,
                           progress=main_rank, stop=distributed.agreed(stop), write_checkpoint=main_rank,
                           on_epoch=(lambda h: with_speed(h, images_per_epoch).to_csv(out / "history.csv", index=False))
                           if main_rank else None)
@@ -325,9 +325,9 @@ def train(config: dict, device: torch.device) -> int:
                 print(f"{interrupted}; checkpoint saved in {out}: run the same command again to resume",
                       file=sys.stderr)
             return 130  # the shell's code for "ended by Ctrl-C"
-    final = engine.error_rates(engine.evaluate(model, inputs["ten_patch"](), amp_dtype, ten_crop=INPUT))
+    final = engine.error_rates(engine.evaluate(model, inputs["ten_patch"](), dtype, ten_crop=INPUT))
     if main_rank:
-        record = {**run_record(profile.name, device, [config["seed"]]), "wall_time_s": time.perf_counter() - tic,
+        record = {**run_record(profile.name, device, [config["seed"]], dtype_name(dtype)), "wall_time_s": time.perf_counter() - tic,
                   "config": config, "final": final, "history": with_speed(history, images_per_epoch).to_dict("records")}
         (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
         print(pd.Series(final).round(2).to_string(), file=sys.stderr)

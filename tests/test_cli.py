@@ -18,7 +18,7 @@ from alexnet_book import data, engine, train
 from alexnet_book.augment import Normalize, TrainTransform
 from alexnet_book.loaders import TensorLoader
 from alexnet_book.profiles import get_profile
-from alexnet_book.runtime import seed_everything
+from alexnet_book.backend import seed_everything
 
 EPOCHS = 6
 # A tiny AlexNet (kernels 6-16-24-24-16, fc 32) on 96 synthetic images: 6 steps an epoch. On the CPU

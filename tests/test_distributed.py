@@ -13,7 +13,7 @@ import torch
 
 from alexnet_book import data, train
 from alexnet_book.loaders import TensorLoader, shard
-from alexnet_book.runtime import seed_everything
+from alexnet_book.backend import seed_everything
 
 
 def numbered(n: int) -> data.ImageSet:

@@ -9,7 +9,7 @@ from alexnet_book import data
 from alexnet_book.augment import Normalize
 from alexnet_book.engine import NonFiniteLossError, error_rates, evaluate, fit, topk_errors, train_epoch
 from alexnet_book.loaders import TensorLoader
-from alexnet_book.runtime import seed_everything
+from alexnet_book.backend import seed_everything
 
 
 def small_net(dropout=0.0):
@@ -148,13 +148,13 @@ def test_a_cpu_run_saves_no_cuda_generator_state():
 def test_bf16_autocast_falls_back_to_fp32_on_an_mps_without_it(monkeypatch):
     import contextlib
 
-    from alexnet_book import engine
+    from alexnet_book import backend
 
-    monkeypatch.setattr(engine, "_mps_has_bf16", lambda: False)
+    monkeypatch.setattr(backend, "_mps_has_bf16", lambda: False)
     with pytest.warns(UserWarning, match="macOS 14"):
-        context = engine.autocast(torch.device("mps"), torch.bfloat16)
+        context = backend.autocast(torch.device("mps"), torch.bfloat16)
     assert isinstance(context, contextlib.nullcontext)
-    assert isinstance(engine.autocast(torch.device("cpu"), torch.bfloat16), torch.autocast)
+    assert isinstance(backend.autocast(torch.device("cpu"), torch.bfloat16), torch.autocast)
 
 
 def test_running_sums_avoid_float64_on_mps_which_has_none():

@@ -11,7 +11,8 @@ import torch
 from alexnet_book.claims import CLAIMS
 from alexnet_book.report import collect_claims, to_markdown, write_claims
 from alexnet_book.results import REPO, Results, shown
-from alexnet_book.runtime import pick_device, seed_everything, setup
+from alexnet_book.backend import pick_device, seed_everything
+from alexnet_book.runtime import setup
 
 
 def test_setup_resolves_profile_budget_and_results(tmp_path, capsys):
@@ -107,7 +108,7 @@ def test_importing_the_book_puts_large_tensors_on_huge_pages_unless_turned_off()
 TRAIN_TWO_STEPS = """
 import hashlib, torch, alexnet_book
 from alexnet_book.cifar_nets import ConvLocal
-from alexnet_book.runtime import seed_everything
+from alexnet_book.backend import seed_everything
 seed_everything(0)
 model = ConvLocal(lrn=True).to(memory_format=torch.channels_last)  # activations of 8-16 MB: on huge pages
 optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
