@@ -44,9 +44,11 @@ class Interrupted(KeyboardInterrupt):
 
 
 def topk_errors(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> torch.Tensor:
-    """Number of samples whose label is not among the top-k logits, for each k (a device tensor)."""
+    """Number of samples whose label is not among the top-k logits, for each k (a device tensor).
+    Ranked in fp32: bf16 logits (autocast's) carry 8 bits of mantissa, and topk's kernels order the ties
+    that makes likely among 1,000 classes differently by dtype and device."""
     k_max = min(max(ks), logits.shape[1])
-    top = logits.topk(k_max, dim=1).indices
+    top = logits.float().topk(k_max, dim=1).indices
     hit = top == labels.unsqueeze(1)
     return torch.stack([(~hit[:, : min(k, k_max)].any(dim=1)).sum() for k in ks])
 

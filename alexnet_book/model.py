@@ -169,9 +169,20 @@ class _Fused:
                 with torch._dynamo.config.patch(recompile_limit=self.RECOMPILE_LIMIT), _quiet_cpp_extension():
                     return self.compiled(*args)
             except Exception as failure:  # noqa: BLE001 (any compile failure: the eager function is the same math)
+                if _out_of_memory(failure):  # not a compile failure: the eager math would run out of memory too
+                    raise
                 self.enabled = False
                 warnings.warn(f"LRN runs unfused: torch.compile failed ({type(failure).__name__}: {failure})", stacklevel=2)
         return self.fn(*args)
+
+
+def _out_of_memory(failure: BaseException | None) -> bool:
+    """Whether `failure`, or an exception it was raised from (dynamo wraps what it meets), is out-of-memory."""
+    while failure is not None:
+        if isinstance(failure, torch.OutOfMemoryError):
+            return True
+        failure = failure.__cause__ or failure.__context__
+    return False
 
 
 _fused_forward, _fused_backward = _Fused(_lrn_forward), _Fused(_lrn_backward)

@@ -399,6 +399,23 @@ def test_lrn_falls_back_to_eager_when_compiling_fails(monkeypatch):
     torch.testing.assert_close(out, naive_lrn(x.double(), 5, 1e-4, 0.75, 2.0).float())
 
 
+def test_out_of_memory_in_the_fused_lrn_is_raised_and_keeps_it_fused(monkeypatch):
+    from alexnet_book import model as model_module
+
+    def out_of_memory(*args):
+        try:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        except torch.OutOfMemoryError as oom:
+            raise RuntimeError("dynamo wrapped it") from oom
+
+    stage = model_module._Fused(model_module._lrn_forward)
+    monkeypatch.setattr(model_module, "_fused_forward", stage)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: out_of_memory)
+    with pytest.raises(RuntimeError, match="dynamo wrapped it"):
+        LRN.convention("paper")(torch.randn(2, 8, 3, 3))
+    assert stage.enabled  # a later, smaller batch still runs fused
+
+
 def test_fused_lrn_compiles_past_dynamos_default_of_eight_shapes(recwarn):
     from alexnet_book import model as model_module
 
