@@ -96,8 +96,11 @@ def gather(obj):
 
 
 def own(entry):
-    """This rank's part of what `gather` returned (a run resumed with fewer ranks takes rank % n)."""
-    return entry[rank() % len(entry)] if isinstance(entry, list) else entry
+    """This rank's part of what `gather` returned (one process's save is its entry alone), or None when
+    the saving run had fewer ranks than this one: ranks r and r + n must not share one generator state,
+    so a rank with no saved entry keeps the one its own seed gave it."""
+    entries = entry if isinstance(entry, list) else [entry]
+    return entries[rank()] if rank() < len(entries) else None
 
 
 def agreed(flag: Callable[[], bool], every: int = 20) -> Callable[[], bool]:

@@ -250,7 +250,8 @@ def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: to
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(distributed.own(state["rng"]), device)
+        if (saved_rng := distributed.own(state["rng"])) is not None:  # else this rank keeps its fresh seed
+            set_rng_state(saved_rng, device)
         history, start, partial = state["history"], state["epoch"] + 1, state.get("partial")
         if start > epochs:  # a shorter history than the checkpoint's cannot be had without training again
             raise CheckpointMismatch(f"{checkpoint} holds {start} epochs, more than the {epochs} asked for; "

@@ -14,6 +14,7 @@ import itertools
 import math
 import os
 import signal
+import warnings
 
 import torch
 
@@ -48,7 +49,8 @@ class EpochPosition:
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "step": self.step,
-                "generator": self.generator.get_state() if self.generator is not None else None}
+                "generator": self.generator.get_state() if self.generator is not None else None,
+                "generator_device": self.generator.device.type if self.generator is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self._resume = state["epoch"], state
@@ -58,9 +60,18 @@ class EpochPosition:
         # rank 0 keeps the single-process seed; other ranks draw their own crops and flips
         self.generator = torch.Generator(device).manual_seed(seed * 1_000_003 + self.epoch + 7_919 * rank)
         resume, self._resume = self._resume, None
-        if resume is not None and resume["generator"] is not None:
-            self.generator.set_state(resume["generator"])
         self.step = resume["step"] if resume is not None else 0
+        if resume is not None and resume["generator"] is not None:
+            saved_on = resume.get("generator_device", "cpu")  # checkpoints before this key were all CPU runs
+            if saved_on == self.generator.device.type:
+                self.generator.set_state(resume["generator"])
+            else:
+                # a CPU and a CUDA generator hold different algorithms' states: the draws cannot continue, so the
+                # rest of this epoch draws from a generator seeded by its position instead
+                self.generator.manual_seed(seed * 1_000_003 + self.epoch + 7_919 * rank + 104_729 * self.step)
+                warnings.warn(f"resuming epoch {self.epoch} at batch {self.step} on {self.generator.device.type}, "
+                              f"saved on {saved_on}: the rest of this epoch's augmentation draws differ from an "
+                              "uninterrupted run's", stacklevel=3)
         return self.step
 
 

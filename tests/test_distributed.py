@@ -11,14 +11,40 @@ import pandas as pd
 import pytest
 import torch
 
-from alexnet_book import data, train
-from alexnet_book.loaders import TensorLoader, shard
+from alexnet_book import data, distributed, train
 from alexnet_book.backend import seed_everything
+from alexnet_book.loaders import TensorLoader, shard
 
 
 def numbered(n: int) -> data.ImageSet:
     """n blank images whose labels are their indices, so a batch shows which images it holds."""
     return data.ImageSet(torch.zeros(n, 3, 2, 2, dtype=torch.uint8), torch.arange(n), ())
+
+
+@pytest.mark.parametrize("saved, rank, expected", [
+    (["r0", "r1"], 1, "r1"),
+    (["r0", "r1"], 3, None),  # a run resumed on more ranks: rank 3 must not take rank 1's generator state
+    ({"state": "one process"}, 0, {"state": "one process"}),
+    ({"state": "one process"}, 1, None),
+])
+def test_each_rank_takes_its_own_saved_state_or_none(monkeypatch, saved, rank, expected):
+    monkeypatch.setattr(distributed, "rank", lambda: rank)
+    assert distributed.own(saved) == expected
+
+
+def test_a_mid_epoch_position_saved_on_another_device_type_resumes_with_a_warning():
+    def noisy(x, generator):
+        return x.float() + torch.rand(x.shape, generator=generator, device=x.device)
+
+    loader = TensorLoader(numbered(8), 2, shuffle=True, transform=noisy)
+    batches = iter(loader)
+    next(batches)
+    state = {**loader.state_dict(), "generator": torch.zeros(16, dtype=torch.uint8), "generator_device": "cuda"}
+    loader.load_state_dict(state)
+    with pytest.warns(UserWarning, match="saved on cuda"):
+        rest = [y.tolist() for _, y in loader]
+    full = [y.tolist() for _, y in TensorLoader(numbered(8), 2, shuffle=True)]
+    assert rest == full[1:]  # the order goes on where it stopped; only the augmentation draws differ
 
 
 def test_the_ranks_kth_batches_together_are_one_process_kth_batch():
