@@ -85,6 +85,18 @@ def amp_dtype(device: torch.device, setting: str | None = "auto") -> torch.dtype
     return torch.bfloat16 if setting == "bfloat16" else None
 
 
+@contextlib.contextmanager
+def exact_fp32():
+    """fp32 matmuls and convolutions in full precision inside the block. CUDA's defaults round convolution
+    inputs to TF32 (10-bit mantissa, ~1e-3 relative), which hides any comparison finer than that."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def dtype_name(dtype: torch.dtype | None) -> str:
     """How results record the training dtype: "bfloat16" (autocast) or "float32"."""
     return "float32" if dtype is None else str(dtype).removeprefix("torch.")

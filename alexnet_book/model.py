@@ -166,7 +166,8 @@ class _Fused:
             try:
                 if self.compiled is None:
                     self.compiled = torch.compile(self.fn, dynamic=False)
-                with torch._dynamo.config.patch(recompile_limit=self.RECOMPILE_LIMIT), _quiet_cpp_extension():
+                with torch._dynamo.config.patch(recompile_limit=self.RECOMPILE_LIMIT), _quiet_cpp_extension(), \
+                        torch._inductor.config.patch({"cpp.simdlen": _cpu_simd_width()}):
                     return self.compiled(*args)
             except Exception as failure:  # noqa: BLE001 (any compile failure: the eager function is the same math)
                 if _out_of_memory(failure):  # not a compile failure: the eager math would run out of memory too
@@ -174,6 +175,17 @@ class _Fused:
                 self.enabled = False
                 warnings.warn(f"LRN runs unfused: torch.compile failed ({type(failure).__name__}: {failure})", stacklevel=2)
         return self.fn(*args)
+
+
+def _cpu_simd_width() -> int | None:
+    """The float lanes of the vector ISA that ATen runs (16 for AVX-512, 8 for AVX2), for inductor's CPU code.
+
+    Left to itself (simdlen None), inductor 2.14's C++ kernels for this function were generated for 8 lanes and
+    compiled for 16 on an AVX-512 CPU: each kernel's last store ran 8 floats past its buffer (glibc aborted
+    with "malloc(): unaligned tcache chunk" or "double free"), and under ATEN_CPU_CAPABILITY=avx2 the
+    outputs were NaN. Naming the width makes the generated loops and the compiled vectors agree."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    return 16 if capability.startswith("AVX512") else 8 if capability == "AVX2" else None
 
 
 def _out_of_memory(failure: BaseException | None) -> bool:

@@ -104,9 +104,9 @@ def test_two_gloo_processes_reach_the_weights_of_one_at_the_same_global_batch(tm
     w2 = torch.load(two / "checkpoint.pt", weights_only=False)["model"]
     moved = max((w1[k] - start[k]).abs().max().item() for k in w1)
     apart = max((w1[k] - w2[k]).abs().max().item() for k in w1)
-    assert moved > 1e-2 and apart < 1e-4 * moved  # four steps of training, the same to rounding
-    for k in w1:
-        torch.testing.assert_close(w2[k], w1[k], rtol=1e-4, atol=1e-6)
+    # four steps of training, the same to rounding: gloo sums the two halves' gradients in another order than
+    # one process's batch, so the weights differ by roundings, measured against how far training moved them
+    assert moved > 1e-2 and apart < 1e-4 * moved
 
     # the logged metrics are every rank's together, not rank 0's half
     h1, h2 = pd.read_csv(one / "history.csv"), pd.read_csv(two / "history.csv")

@@ -1,15 +1,19 @@
 """The model, its LRN, the two-tower version and the layer table, against the paper's numbers."""
 
 import contextlib
+import subprocess
+import sys
 
 import pytest
 import torch
 import torchvision
 from torch import nn
 
+from alexnet_book.backend import exact_fp32
 from alexnet_book.model import LRN, LRN_CONVENTIONS, AlexNet, count_parameters, paper_init_
 from alexnet_book.summary import layer_table
 from alexnet_book.towers import TwoTowerAlexNet, grouped_from_towers, towers_from_grouped
+from conftest import assert_close_in_norm
 
 FIGURE2_NEURONS = [253_440, 186_624, 64_896, 64_896, 43_264, 4096, 4096, 1000]
 
@@ -242,8 +246,7 @@ def test_lrn_and_towers_on_cuda():
     model = AlexNet(input_size=227, fc_size=64, num_classes=10).eval()
     towers = towers_from_grouped(model, devices=("cuda", "cpu"))
     images = torch.randn(2, 3, 227, 227)
-    # cuDNN convolutions default to TF32 (10-bit mantissa, ~1e-3 off): fp32 here, to compare at 1e-4
-    with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+    with torch.no_grad(), exact_fp32():  # TF32 would be ~1e-3 off
         out = towers(images)
         assert out.device.type == "cuda"
         torch.testing.assert_close(out.cpu(), model(images), rtol=1e-4, atol=1e-4)
@@ -293,7 +296,7 @@ def test_towers_compute_the_grouped_network():
         expected = model(images)
         out = towers(images)
     assert expected.std() > 1e-3 and (expected[0] - expected[1]).abs().max() > 1e-4  # not degenerate
-    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+    assert_close_in_norm(out, expected, terms=9216)  # fc6 sums 9,216 products, the longest sum
 
 
 def test_towers_gradients_match_the_grouped_network():
@@ -307,8 +310,9 @@ def test_towers_gradients_match_the_grouped_network():
     stages = {"conv1": "conv1_2", "conv2": "conv1_2", "conv3": "conv3_5", "conv5": "conv3_5", "fc6": "fc6"}
     for name, stage in stages.items():
         tower_grad = torch.cat([t[stage].get_submodule(name).weight.grad for t in towers.towers])
-        torch.testing.assert_close(tower_grad, layers[name].weight.grad, rtol=1e-4, atol=1e-7)
-    torch.testing.assert_close(towers.fc8.weight.grad, layers["fc8"].weight.grad, rtol=1e-4, atol=1e-7)
+        # a weight's gradient sums over the batch and the output positions: conv1's 2 x 55 x 55
+        assert_close_in_norm(tower_grad, layers[name].weight.grad, terms=2 * 55 * 55)
+    assert_close_in_norm(towers.fc8.weight.grad, layers["fc8"].weight.grad, terms=9216)
 
 
 def test_towers_see_their_own_kernels_except_at_conv3_and_fc():
@@ -362,7 +366,7 @@ def test_layer_table_for_227_and_training_mode():
     assert table.set_index("layer").loc["conv2"].mult_adds == 27 * 27 * 256 * 48 * 25
 
 
-def test_fused_lrn_is_the_eager_math_bit_for_bit():
+def test_fused_lrn_is_the_eager_math_to_rounding():
     from alexnet_book import model as model_module
 
     torch.manual_seed(0)
@@ -378,9 +382,15 @@ def test_fused_lrn_is_the_eager_math_bit_for_bit():
                 out.backward(grad.to(dtype))
             results[fused, dtype] = out.detach(), inp.grad
     assert model_module._fused_forward.compiled is not None and model_module._fused_forward.enabled  # the fused path ran
+    # The compiled kernels evaluate pow with other vector code than eager's: a few fp32 roundings apart, which
+    # the single rounding of the output to bf16 turns into at most one bf16 step of the largest element
     for dtype in (torch.float32, torch.bfloat16):
-        assert torch.equal(results[True, dtype][0], results[False, dtype][0])
-        assert results[True, dtype][1] is not None and torch.equal(results[True, dtype][1], results[False, dtype][1])
+        for fused, eager in zip(results[True, dtype], results[False, dtype]):
+            assert fused is not None and fused.dtype == dtype
+            if dtype == torch.float32:
+                assert_close_in_norm(fused, eager, terms=5)  # window sums of 5 products
+            else:
+                assert (fused.float() - eager.float()).abs().max() <= torch.finfo(dtype).eps * eager.float().abs().max()
 
 
 def test_lrn_falls_back_to_eager_when_compiling_fails(monkeypatch):
@@ -414,6 +424,25 @@ def test_out_of_memory_in_the_fused_lrn_is_raised_and_keeps_it_fused(monkeypatch
     with pytest.raises(RuntimeError, match="dynamo wrapped it"):
         LRN.convention("paper")(torch.randn(2, 8, 3, 3))
     assert stage.enabled  # a later, smaller batch still runs fused
+
+
+def test_fused_lrn_writes_inside_its_buffers_for_either_memory_format():
+    """Inductor's C++ kernels once ran their last vector store past the buffer (see model._cpu_simd_width):
+    glibc aborts the process, or the outputs are NaN. In a child process, so an abort fails only this test."""
+    code = """if True:
+        import torch
+        from alexnet_book import model as M
+        for shape in [(2, 8, 3, 3), (2, 96, 55, 55), (3, 7, 2, 2)]:
+            for layout in (torch.contiguous_format, torch.channels_last):
+                x = torch.randn(*shape).relu().contiguous(memory_format=layout)
+                band = M._band(shape[1], 5, 1, x.device, torch.float32) * 1e-4
+                fused, eager = M._fused_forward(x, band, 2.0, 0.75)[0], M._lrn_forward(x, band, 2.0, 0.75)[0]
+                assert torch.isfinite(fused).all() and (fused - eager).abs().max() < 1e-5 * eager.abs().max(), shape
+        assert M._fused_forward.enabled
+        print("ok")
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.split()[-1:] == ["ok"], done.stderr[-2000:]
 
 
 def test_fused_lrn_compiles_past_dynamos_default_of_eight_shapes(recwarn):
