@@ -38,7 +38,7 @@ from .loaders import FolderLoader, TensorLoader
 from .model import LRN, AlexNet, unfused_lrn
 from .profiles import get_profile
 from .results import huge_page_allocations, results_root, run_record
-from .backend import pick_device, seed_everything
+from .backend import amp_dtype, bf16_is_fast, dtype_name, pick_device, seed_everything
 from .timing import loader_throughput, model_throughput, sync, time_call
 
 
@@ -86,11 +86,25 @@ def setting_speed(net: str, dtype: str, channels_last: bool, compiled: bool, dev
         return float("nan"), f"{type(failure).__name__}: {str(failure).splitlines()[0][:120]}"
 
 
-def speed_without_huge_pages(batch_size: int, steps: int) -> tuple[float, str | None]:
-    """The paper's AlexNet in bf16 + channels_last once more, in a fresh process with
+def chosen_dtype(device: torch.device) -> str:
+    """The DTYPES key of what training picks on `device` ("auto": backend.amp_dtype)."""
+    return "bf16" if amp_dtype(device, "auto") is not None else "fp32"
+
+
+def setting_work(device: torch.device, dtype: str, batch_size: int, steps: int) -> tuple[int, int]:
+    """(batch, steps) to time `dtype` with: bf16 where the device only emulates it trains ~10x slower (an
+    AVX2 CPU: 44 against 412 img/s for CifarAlexNet), so there a quarter of the batch and one step keep the
+    bench to minutes; the rows say which batch and steps each had."""
+    if dtype == "bf16" and not bf16_is_fast(device):
+        return max(1, batch_size // 4), 1
+    return batch_size, steps
+
+
+def speed_without_huge_pages(dtype: str, batch_size: int, steps: int) -> tuple[float, str | None]:
+    """The paper's AlexNet in `dtype` + channels_last once more, in a fresh process with
     THP_MEM_ALLOC_ENABLE=0: torch reads the setting once, so the comparison needs its own process."""
     code = ("import json, torch; from alexnet_book.bench import setting_speed; "
-            f"print(json.dumps(setting_speed('paper AlexNet', 'bf16', True, False, torch.device('cpu'), {batch_size}, {steps})))")
+            f"print(json.dumps(setting_speed('paper AlexNet', '{dtype}', True, False, torch.device('cpu'), {batch_size}, {steps})))")
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "THP_MEM_ALLOC_ENABLE": "0"},
                           capture_output=True, text=True)
     if done.returncode:
@@ -100,26 +114,34 @@ def speed_without_huge_pages(batch_size: int, steps: int) -> tuple[float, str | 
 
 def training_speeds(device: torch.device, batch_size: int, steps: int) -> pd.DataFrame:
     """Training img/s of the paper's AlexNet and torchvision's alexnet in each setting, with each
-    one's fraction of the matmul limit in its dtype. On CPU, one more row: the fastest setting
-    without huge-page allocations (the `huge_pages` column), to show what they bring."""
+    one's fraction of the matmul limit in its dtype, each row printed as it is measured. torch.compile and, on
+    CPU, a run without huge-page allocations (the `huge_pages` column) are timed in the dtype training uses here."""
     limits = {name: matmul_gflops(device, dtype or torch.float32) for name, dtype in DTYPES.items()}
-    settings = [(dtype, cl, False) for dtype in DTYPES for cl in (False, True)] + [("bf16", True, True)]
+    chosen = chosen_dtype(device)
+    settings = [(dtype, cl, False) for dtype in DTYPES for cl in (False, True)] + [(chosen, True, True)]
     huge_pages = huge_page_allocations() if device.type == "cpu" else None
     rows = []
+
+    def add(net: str, dtype: str, channels_last: bool, compiled: bool, pages: bool | None, measure) -> None:
+        batch, n = setting_work(device, dtype, batch_size, steps)
+        img_per_s, error = measure(batch, n)
+        rows.append({"net": net, "dtype": dtype, "channels_last": channels_last, "compile": compiled,
+                     "huge_pages": pages, "batch": batch, "steps": n, "img_per_s": img_per_s, "error": error})
+        print(f"  {net:20s} {dtype}  channels_last={channels_last!s:5}  compile={compiled!s:5}  batch {batch} x {n} "
+              f"steps: {img_per_s:8.1f} img/s" + (f"  ({error})" if error else ""), flush=True)
+
+    print(f"training img/s (training here uses {chosen}: backend.amp_dtype):", flush=True)
     for net in NETS:
-        for dtype, channels_last, compiled in settings:
-            img_per_s, error = setting_speed(net, dtype, channels_last, compiled, device, batch_size, steps)
-            rows.append({"net": net, "dtype": dtype, "channels_last": channels_last, "compile": compiled,
-                         "huge_pages": huge_pages, "img_per_s": img_per_s, "error": error})
+        for dtype, cl, compiled in settings:
+            add(net, dtype, cl, compiled, huge_pages,
+                lambda batch, n: setting_speed(net, dtype, cl, compiled, device, batch, n))
     if huge_pages:
-        img_per_s, error = speed_without_huge_pages(batch_size, steps)
-        rows.append({"net": "paper AlexNet", "dtype": "bf16", "channels_last": True, "compile": False,
-                     "huge_pages": False, "img_per_s": img_per_s, "error": error})
+        add("paper AlexNet", chosen, True, False, False, lambda batch, n: speed_without_huge_pages(chosen, batch, n))
     table = pd.DataFrame(rows)
     table["matmul_gflops"] = table.dtype.map(limits)
     table["fraction_of_matmul_limit"] = table.img_per_s * GFLOP_PER_IMAGE / table.matmul_gflops
-    return table[["net", "dtype", "channels_last", "compile", "huge_pages", "img_per_s", "matmul_gflops",
-                  "fraction_of_matmul_limit", "error"]]
+    return table[["net", "dtype", "channels_last", "compile", "huge_pages", "batch", "steps", "img_per_s",
+                  "matmul_gflops", "fraction_of_matmul_limit", "error"]]
 
 
 def write_jpeg_tree(root: Path, classes: int = 4, per_class: int = 32, size: tuple[int, int] = (320, 400)) -> Path:
@@ -184,13 +206,13 @@ CIFAR_NETS = {"layers-80sec (02)": lambda: Layers80Sec("relu"), "-11pct (03)": l
 def cifar_epoch_seconds(device: torch.device, batch_size: int = 128, steps: int = 50,
                         images: int = 50_000) -> dict[str, float]:
     """Seconds to train one epoch of `images` 32x32 images, per section net, as the notebooks train
-    (bf16 autocast, channels_last, the data already on the device)."""
-    seconds = {}
+    (the dtype backend.amp_dtype picks, channels_last, the data already on the device)."""
+    dtype, seconds = amp_dtype(device, "auto"), {}
     for name, make in CIFAR_NETS.items():
         seed_everything(0)
         model = make().to(device, memory_format=torch.channels_last)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-        speed = model_throughput(model, optimizer, batch_size, 10, side=32, steps=steps, amp_dtype=torch.bfloat16,
+        speed = model_throughput(model, optimizer, batch_size, 10, side=32, steps=steps, amp_dtype=dtype,
                                  channels_last_inputs=True)
         seconds[name] = images / speed["img_per_s"]
     return seconds
@@ -230,13 +252,17 @@ def make_test_seconds() -> float:
 
 def run(device: torch.device, batch_size: int, steps: int, cifar_dir: Path | None) -> dict:
     tic = time.perf_counter()
-    result = {"run": run_record("bench", device, [0]), "gflop_per_training_image": GFLOP_PER_IMAGE, "batch_size": batch_size,
-              "training": training_speeds(device, batch_size, steps).to_dict("records"),
-              "lrn": lrn_speeds(device).to_dict("records")}
+    chosen = dtype_name(amp_dtype(device, "auto"))
+    result = {"run": run_record("bench", device, [0], chosen), "gflop_per_training_image": GFLOP_PER_IMAGE,
+              "batch_size": batch_size, "training": training_speeds(device, batch_size, steps).to_dict("records")}
+    print("LRN ...", flush=True)
+    result["lrn"] = lrn_speeds(device).to_dict("records")
+    print("ImageFolder loader ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = write_jpeg_tree(Path(tmp))
         result["imagefolder_loader"] = [folder_loader(root, workers, device) for workers in (1, 2)]
     if cifar_dir is not None:
+        print("CIFAR data path ...", flush=True)
         result["cifar_data_path"] = cifar_data_path(cifar_dir)
     result["run"]["wall_time_s"] = round(time.perf_counter() - tic, 1)
     sync(device)
@@ -249,7 +275,9 @@ def to_markdown(result: dict) -> str:
 
     training = pd.DataFrame(result["training"]).drop(columns="error")
     lines = [f"# make bench: {result['run']['device']}", "",
-             f"Training at 224x224, batch {result['batch_size']}; fraction = img/s x {GFLOP_PER_IMAGE:.2f} GFLOP / the matmul limit in that dtype; "
+             f"Training here runs in {result['run'].get('dtype', 'float32')} (backend.amp_dtype: bf16 only where the "
+             "device computes it natively).", "",
+             f"Training at 224x224, batch {result['batch_size']} (each row's batch and steps beside it); fraction = img/s x {GFLOP_PER_IMAGE:.2f} GFLOP / the matmul limit in that dtype; "
              "huge_pages: large CPU tensors on transparent huge pages (THP_MEM_ALLOC_ENABLE, on by default):", "",
              table(training, 3), "", "LRN at conv1's size (96 x 55 x 55), batch 128:", "", table(result["lrn"]), "",
              "ImageFolder loader (generated 320x400 JPEGs, decode + resize in workers):", "",

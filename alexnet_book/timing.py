@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .augment import channels_last
+from .augment import Normalize, channels_last
 from .data import ImageSet
 from .engine import train_epoch
 from .loaders import TensorLoader
@@ -92,13 +92,15 @@ def model_throughput(model: nn.Module, optimizer: torch.optim.Optimizer, batch_s
     """Training img/s of the model alone: `steps` steps of train_epoch on random side x side images
     already on the device, after one warm-up step (which also pays for torch.compile and
     cudnn.benchmark). Set it beside loader_throughput. It trains `model` on noise: pass one
-    you can discard."""
+    you can discard. The noise is normalized to [-1, 1], as real inputs are: on 0-255 pixels a few SGD steps
+    could diverge to NaN and fail a benchmark that has nothing wrong with it."""
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(0)
     n = batch_size * (steps + 1)
     images = torch.randint(0, 256, (n, 3, side, side), dtype=torch.uint8, generator=g)
     labels = torch.randint(num_classes, (n,), generator=g)
-    transform = channels_last(None) if channels_last_inputs else None
+    unit_range = Normalize(torch.full((3,), 127.5), torch.full((3,), 127.5))
+    transform = channels_last(unit_range) if channels_last_inputs else unit_range
     warm_up, timed = (TensorLoader(ImageSet(images[part], labels[part], ()), batch_size, device=device, transform=transform)
                       for part in (slice(0, batch_size), slice(batch_size, n)))
     train_epoch(model, warm_up, optimizer, 0, amp_dtype=amp_dtype, progress=False)

@@ -35,6 +35,39 @@ def test_jpeg_decoding_and_cifar_epoch_times_run_on_cpu(tmp_path, monkeypatch):
     assert list(seconds.values()) == [50.0] * 4  # 50,000 images at 1,000 img/s
 
 
+def test_bf16_where_it_is_emulated_is_timed_on_less_work(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(bench, "bf16_is_fast", lambda device: False)
+    assert bench.setting_work(cpu, "bf16", 128, 3) == (32, 1)
+    assert bench.setting_work(cpu, "fp32", 128, 3) == (128, 3)
+    monkeypatch.setattr(bench, "bf16_is_fast", lambda device: True)
+    assert bench.setting_work(cpu, "bf16", 128, 3) == (128, 3)
+
+
+def test_training_rows_are_printed_as_measured_with_their_work(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "matmul_gflops", lambda device, dtype: 100.0)
+    monkeypatch.setattr(bench, "setting_speed", lambda net, dtype, *args: (10.0 if dtype == "fp32" else 1.0, None))
+    monkeypatch.setattr(bench, "huge_page_allocations", lambda: False)
+    monkeypatch.setattr(bench, "amp_dtype", lambda device, setting: None)  # a CPU without native bf16
+    monkeypatch.setattr(bench, "bf16_is_fast", lambda device: False)
+    table = bench.training_speeds(torch.device("cpu"), 64, 3)
+    printed = capsys.readouterr().out
+    assert "training here uses fp32" in printed and printed.count("img/s") == len(table) + 1
+    assert set(table[table.dtype == "bf16"].batch) == {16} and set(table[table.dtype == "fp32"].steps) == {3}
+    assert table[table.compile].dtype.tolist() == ["fp32", "fp32"]  # compile timed in the chosen dtype
+
+
+def test_model_throughput_trains_on_normalized_noise():
+    from alexnet_book.timing import model_throughput
+
+    seen = []
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].abs().max().item()))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    model_throughput(model, optimizer, 4, 4, side=8, steps=2)
+    assert seen and max(seen) <= 1.0  # pixels in [-1, 1], not 0-255
+
+
 def test_markdown_summary_names_every_section():
     result = {"run": {"device": "cpu: test"}, "batch_size": 128,
               "training": [{"net": "paper AlexNet", "dtype": "bf16", "channels_last": True, "compile": False,
