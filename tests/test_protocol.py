@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from alexnet_book import protocol
+from alexnet_book import claims, protocol
 
 
 @pytest.mark.parametrize("effect_over_sd, seeds, power", [
@@ -86,3 +86,22 @@ def test_power_table_of_the_committed_runs():
     assert needed.between(2, 100).all()
     assert (table["seeds at sd's upper bound"].dropna() >= needed).all()
     assert table["minutes per seed"].between(1, 60).all()
+
+
+def test_threshold_ranges_centre_on_the_lines_the_rules_use():
+    ranges = protocol.THRESHOLD_RANGES
+    assert ranges["overfitting line (test minus train, points)"][1] == claims.OVERFIT_GAP
+    assert ranges["C11: conv1 travel, |W - W0| / |W0|"][1] == claims.MOVED_FROM_START
+    assert ranges["C1: training-error line (%)"] == (20.0, 25.0, 30.0)  # issue 32's range
+    assert all(list(values) == sorted(values) and len(values) == 3 for values in ranges.values())
+
+
+def test_docs_protocol_shows_the_power_table_of_the_committed_runs():
+    """docs/protocol.md's table is power_table() as shown; a rerun that changes the SDs regenerates it."""
+    from alexnet_book import report
+    from alexnet_book.results import REPO
+
+    table = protocol.shown(protocol.power_table())
+    assert report.to_markdown(table, "../notebooks/", list(table.columns)) in (REPO / "docs/protocol.md").read_text()
+    assert table.set_index("claim").loc["C4", "seeds needed"] == "18"
+    assert table.set_index("claim").loc["C2", "seeds needed"] == "more than 100"
