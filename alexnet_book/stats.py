@@ -1,4 +1,4 @@
-"""The one interval every verdict, plot and table reads, and the robustness check of a verdict's lines.
+"""The one interval every verdict, plot and table reads.
 
 Two intervals, each saying what its n counts:
 
@@ -9,21 +9,17 @@ Two intervals, each saying what its n counts:
   images (ten patches against one, C8; an ensemble against its members, C13), the interval of the
   difference in error over test images, resampled image by image (scipy.stats.bootstrap, BCa).
 
-`robust_verdict` judges a measure at every threshold of a declared range (C1's line, C9's band, the
-overfitting line, C11's travel): a verdict that changes inside its range is inconclusive.
+This module imports nothing from the package, so claims.py, plots and tables may all import it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import stats as scipy_stats
-
-from .claims import INCONCLUSIVE, VERDICTS
 
 CONFIDENCE = 0.95
 T_INTERVAL = "Student t"
@@ -124,51 +120,3 @@ def paired_bootstrap(errors_worse, errors_better, *, scale: float = 100.0, confi
                                    confidence_level=confidence, method="BCa", rng=np.random.default_rng(seed))
     low, high = result.confidence_interval
     return Interval(mean, float(low), float(high), sd, n, "test images", BOOTSTRAP, confidence)
-
-
-# ---------------------------------------------------------------- robustness of a verdict to its lines
-
-
-@dataclass(frozen=True)
-class Robustness:
-    """A verdict judged over a declared range of thresholds: the table (one row per threshold, with the
-    verdict and any measures the judge reported), the combined verdict and a note saying what it is
-    sensitive to (for the notebook and claims.csv's sensitivity column)."""
-
-    verdict: str
-    note: str
-    table: pd.DataFrame
-
-
-def robust_verdict(judge: Callable, thresholds: Iterable, name: str = "threshold") -> Robustness:
-    """Judge at every threshold; the common verdict when all agree, else inconclusive at this budget.
-
-    `judge(threshold)` returns a verdict, a claims rule's (verdict, rule, note), or a mapping with a
-    "verdict" key whose other keys (the measured value at that threshold, say) become table columns.
-    `name` says what the thresholds are, e.g. "training-error line (%)".
-    """
-    thresholds = list(thresholds)
-    if not thresholds:
-        raise ValueError("robust_verdict needs a declared range: at least one threshold")
-    table = pd.DataFrame([_row(judge(t)) for t in thresholds], index=pd.Index(thresholds, name=name))
-    unknown = set(table["verdict"]) - set(VERDICTS)
-    if unknown:
-        raise ValueError(f"unknown verdict(s) {', '.join(sorted(unknown))}; valid verdicts: {', '.join(VERDICTS)}")
-    span = f"{name} {_show(thresholds[0])} to {_show(thresholds[-1])}"
-    verdicts = table["verdict"].unique()
-    if len(verdicts) == 1:
-        return Robustness(verdicts[0], f"{verdicts[0]} at every {span}", table)
-    where = "; ".join(f"{v} at {', '.join(_show(t) for t in table.index[table['verdict'] == v])}" for v in verdicts)
-    return Robustness(INCONCLUSIVE, f"sensitive to the {name}: {where}", table)
-
-
-def _row(result) -> dict:
-    if isinstance(result, str):
-        return {"verdict": result}
-    if isinstance(result, Mapping):
-        return dict(result)
-    return {"verdict": result[0]}  # a claims rule's (verdict, rule, note)
-
-
-def _show(threshold) -> str:
-    return f"{threshold:g}" if isinstance(threshold, float | int) else str(threshold)
