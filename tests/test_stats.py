@@ -82,10 +82,12 @@ def test_paired_bootstrap_equals_scipys_paired_resampling():
     that tie with the observed gain to either side of it, and BCa's bias correction counts those."""
     rng = np.random.default_rng(2)
     worse, better = errors(0.4, 300, rng), errors(0.3, 300, rng)
+
     def gain(w, b, axis):
         return 100 * (w.sum(axis) - b.sum(axis)) / w.shape[axis]
 
-    paired = scipy_stats.bootstrap((worse, better), gain, paired=True, vectorized=True, n_resamples=999, rng=np.random.default_rng(5))
+    paired = scipy_stats.bootstrap((worse, better), gain, paired=True, vectorized=True, n_resamples=999,
+                                   rng=np.random.default_rng(5))
     ours = stats.paired_bootstrap(worse, better, n_resamples=999, seed=5)
     assert (ours.low, ours.high) == tuple(paired.confidence_interval)
     assert (ours.low, ours.high) == pytest.approx((5.774, 20.667), abs=1e-3)
