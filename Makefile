@@ -1,6 +1,6 @@
 # alexnet-book. The two commands: `make reproduce` (PROFILE=cifar by default) and `make test`.
 PROFILE ?= cifar
-# The Python that creates .venv: the first of these that runs and is one pyproject's requires-python accepts
+# The Python that creates .venv: the first of these that runs and is a version pyproject's requires-python accepts
 # (3.11 to 3.13; a test keeps the two in step). A pyenv shim is found by `command -v` but may not run, hence the call.
 # Another: make install PYTHON=/path/to/python3.12.
 SUPPORTED_PYTHON := import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))
@@ -76,7 +76,7 @@ define LOCK
 import subprocess, sys
 name = lambda pin: pin.split("==")[0].lower().replace("_", "-")
 freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True,
-                        check=True).stdout.split()
+                        check=True).stdout.splitlines()
 old = open("constraints.txt").read().splitlines()
 pins = [pin for pin in freeze if name(pin) != "alexnet-book"]
 pins += [pin for pin in old[2:] if name(pin) not in set(map(name, freeze))]

@@ -96,15 +96,20 @@ UNIT_TEST_PACKAGES = ("pytest", "nbformat", "nbconvert", "papermill", "nbval", "
 def unit_tests() -> str:
     needs(*UNIT_TEST_PACKAGES)
     gpus(1)
-    args, note = [], ""
+    args, note, env = [], "", {**os.environ, "ALEXNET_BOOK_DEVICE": "cuda"}
     try:
         metadata.requires("alexnet-book")
     except metadata.PackageNotFoundError:  # run from a checkout, as on a bare GPU image: no metadata to read
         args = ["--ignore", "tests/test_versions.py"]
         note = " (tests/test_versions.py not run: alexnet-book is not installed)"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))  # for notebook kernels
+    # Wheels installed with `pip install --target DIR` (README) put nbconvert's templates under DIR/share/jupyter,
+    # where Jupyter looks only when told.
+    templates = Path(importlib.util.find_spec("nbconvert").origin).parents[1] / "share" / "jupyter"
+    if templates.is_dir():
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(templates), env.get("JUPYTER_PATH")]))
     done = subprocess.run([sys.executable, "-m", "pytest", "tests", "-q", "-rf", "-p", "no:cacheprovider", *args],
-                          cwd=REPO, env={**os.environ, "ALEXNET_BOOK_DEVICE": "cuda"}, capture_output=True, text=True,
-                          timeout=300)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     lines = done.stdout.strip().splitlines() or done.stderr[-300:].splitlines()
     failed = [line.split(" - ")[0] for line in lines if line.startswith("FAILED")]
     assert done.returncode == 0, "; ".join([lines[-1], *failed[:5]])

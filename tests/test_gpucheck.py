@@ -4,9 +4,13 @@ Every test here hides any real GPU, so it runs the same on a GPU machine."""
 
 import ast
 import importlib
+import importlib.util
 import json
+import os
 import subprocess
 import sys
+from importlib import metadata
+from importlib.machinery import ModuleSpec
 
 import torch
 
@@ -74,6 +78,35 @@ def test_runs_without_nbformat_papermill_and_matplotlib(tmp_path):
     assert rows["unit_tests"]["detail"].startswith("needs nbformat, papermill, matplotlib, not installed for ")
     assert f"SKIP unit_tests: needs nbformat, papermill, matplotlib, not installed for {sys.executable}" in done.stdout
     assert record["run"]["versions"]["matplotlib"] is None
+
+
+def test_unit_tests_from_a_checkout_with_wheels_installed_by_target(tmp_path, monkeypatch):
+    """On a GPU image as it comes: alexnet-book is not installed (test_versions.py, which reads its metadata,
+    is left out; the checkout goes on PYTHONPATH for the notebooks' kernels) and nbconvert comes from
+    `pip install --target DIR` (its templates in DIR/share/jupyter go on JUPYTER_PATH)."""
+    monkeypatch.setattr(gpucheck, "gpus", lambda needed: torch.device("cpu"))
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "requires", not_installed)
+    site = tmp_path / "site"
+    (site / "share" / "jupyter").mkdir(parents=True)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: ModuleSpec(name, None, origin=str(
+        site / "nbconvert" / "__init__.py")) if name == "nbconvert" else find_spec(name))
+    calls = []
+
+    def run(args, cwd, env, **kw):
+        calls.append((args, env))
+        return subprocess.CompletedProcess(args, 0, "5 passed in 1.00s\n", "")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    assert gpucheck.unit_tests() == "5 passed in 1.00s (tests/test_versions.py not run: alexnet-book is not installed)"
+    (args, env), = calls
+    assert args[-2:] == ["--ignore", "tests/test_versions.py"] and env["ALEXNET_BOOK_DEVICE"] == "cuda"
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(REPO)
+    assert env["JUPYTER_PATH"].split(os.pathsep)[0] == str(site / "share" / "jupyter")
 
 
 def test_the_loader_outlasts_its_queue_and_the_cifar_epoch_includes_the_test_pass(monkeypatch):
