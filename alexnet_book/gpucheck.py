@@ -90,7 +90,8 @@ def torch_sees_the_gpus() -> str:
 # What the test suite imports beyond what `import alexnet_book` needs (torch, torchvision, numpy, pandas, tqdm,
 # packaging: without one of those this module cannot start). ipykernel: the kernel papermill starts in
 # test_reproduce; nbval: test_versions wants it installed. A test keeps this list in step with tests/.
-UNIT_TEST_PACKAGES = ("pytest", "nbformat", "nbconvert", "papermill", "nbval", "ipykernel", "yaml", "matplotlib")
+UNIT_TEST_PACKAGES = ("pytest", "nbformat", "nbconvert", "papermill", "nbval", "ipykernel", "yaml", "matplotlib",
+                      "scipy")
 
 
 def unit_tests() -> str:
