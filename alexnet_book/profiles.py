@@ -131,6 +131,15 @@ CIFAR_GPU_BUDGETS = {
     "09_qualitative@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),  # kernels far from their start (C11)
 }
 
+# Notebook 12 (and `alexnet-book-train --images`, which takes its epochs and batch from here, and every image):
+# the paper's AlexNet at 224 on CIFAR-10's first five classes, train_size photos in one tree (split 80/20) and
+# test_size held-out test images to predict on. MEASURED: see the notebook's entry below.
+OWN_IMAGES_BUDGETS = {
+    "12_your_own_images": Budget(epochs=10, train_size=1_500, test_size=250, batch_size=64),
+    # on a GPU: all 25,000 training images of the five classes, and epochs enough for the plateau schedule
+    "12_your_own_images@cuda": Budget(epochs=60, train_size=25_000, test_size=5_000, batch_size=128),
+}
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -154,6 +163,8 @@ PROFILES: dict[str, Profile] = {
             "09_qualitative": Budget(epochs=2, train_size=500, seeds=(0, 1), batch_size=64),
             "10_depth_ablation": Budget(epochs=2, train_size=500, seeds=(0, 1), batch_size=64),
             "11_report": Budget(),
+            # notebook 12: train_size photos in the stand-in folder (split 80/20), test_size held out to predict on
+            "12_your_own_images": Budget(epochs=2, train_size=60, test_size=10, batch_size=16),
         },
     ),
     "cifar": Profile(
@@ -176,6 +187,7 @@ PROFILES: dict[str, Profile] = {
             # with a GPU the same notebook trains on all of CIFAR-10 until the plateau schedule ends
             "08_full_training@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),
             "11_report": Budget(),
+            **OWN_IMAGES_BUDGETS,
         },
     ),
     "imagenet": Profile(
@@ -192,6 +204,7 @@ PROFILES: dict[str, Profile] = {
             # the paper's run: all of ILSVRC-2012 for about 90 epochs at batch 128
             "08_full_training": Budget(epochs=90),
             "11_report": Budget(),
+            **OWN_IMAGES_BUDGETS,
         },
     ),
 }
