@@ -20,7 +20,7 @@ import torch
 from . import folders
 from .backend import amp_dtype, autocast, pick_device
 from .data import DataError
-from .engine import ten_patch_probabilities
+from .engine import ten_patch_probabilities, topk_errors
 
 
 @dataclass
@@ -100,6 +100,12 @@ def confusion(probs: torch.Tensor, labels: torch.Tensor, classes) -> pd.DataFram
     names = pd.Categorical.from_codes
     return pd.crosstab(names(labels.tolist(), list(classes)), names(probs.argmax(dim=1).tolist(), list(classes)),
                        rownames=["true"], colnames=["predicted"], dropna=False)
+
+
+def errors(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Top-1 and top-5 error (%) of the predictions `probs` (N x classes) against the true labels."""
+    top1, top5 = topk_errors(probs, labels).tolist()
+    return {"top1": 100 * top1 / len(labels), "top5": 100 * top5 / len(labels)}
 
 
 def lines(name: str, probs: torch.Tensor, classes: torch.Tensor, names) -> list[str]:

@@ -135,7 +135,7 @@ CIFAR_GPU_BUDGETS = {
 # the paper's AlexNet at 224 on CIFAR-10's first five classes, train_size photos in one tree (split 80/20) and
 # test_size held-out test images to predict on. MEASURED: see the notebook's entry below.
 OWN_IMAGES_BUDGETS = {
-    "12_your_own_images": Budget(epochs=10, train_size=1_500, test_size=250, batch_size=64),
+    "12_your_own_images": Budget(epochs=12, train_size=2_000, test_size=250, batch_size=64),
     # on a GPU: all 25,000 training images of the five classes, and epochs enough for the plateau schedule
     "12_your_own_images@cuda": Budget(epochs=60, train_size=25_000, test_size=5_000, batch_size=128),
 }
@@ -164,7 +164,7 @@ PROFILES: dict[str, Profile] = {
             "10_depth_ablation": Budget(epochs=2, train_size=500, seeds=(0, 1), batch_size=64),
             "11_report": Budget(),
             # notebook 12: train_size photos in the stand-in folder (split 80/20), test_size held out to predict on
-            "12_your_own_images": Budget(epochs=2, train_size=60, test_size=10, batch_size=16),
+            "12_your_own_images": Budget(epochs=2, train_size=40, test_size=5, batch_size=8),
         },
     ),
     "cifar": Profile(

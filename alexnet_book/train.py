@@ -147,7 +147,7 @@ def resolve_config(args: argparse.Namespace, device: torch.device) -> dict:
     config = {**vars(args), "profile": profile.name, "world_size": distributed.world_size()}
     for key in ("epochs", "batch_size", "train_size", "test_size"):
         if config[key] is None:  # your own images: all of them (the budget's sizes are notebook 12's folder)
-            config[key] = 0 if args.images and key.endswith("size") else getattr(budget, key)
+            config[key] = 0 if args.images and key in ("train_size", "test_size") else getattr(budget, key)
     for key in ("train_size", "test_size"):
         config[key] = config[key] or None  # 0: all
     config["seed"] = profile.seed if args.seed is None else args.seed

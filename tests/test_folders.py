@@ -195,3 +195,14 @@ def test_confusion_counts_true_against_predicted_classes():
     table = predict.confusion(probs, torch.tensor([0, 1, 1, 2]), ("a", "b", "c"))
     assert table.values.tolist() == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
     assert list(table.index) == list(table.columns) == ["a", "b", "c"]
+
+
+def test_a_run_on_images_takes_epochs_and_batch_from_its_budget_and_every_image(tmp_path):
+    args = train.parse_args(["--images", str(one_tree(tmp_path / "photos")), "--profile", "smoke"])
+    config = train.resolve_config(args, torch.device("cpu"))
+    budget = train.get_profile("smoke").budget(train.OWN_IMAGES)
+    assert (config["epochs"], config["batch_size"]) == (budget.epochs, budget.batch_size)
+    assert config["train_size"] is None and config["test_size"] is None  # not notebook 12's folder sizes
+    assert config["image_size"] == 256 and config["val_fraction"] == 0.2 and config["out"].endswith("smoke/images-photos")
+    plain = train.resolve_config(train.parse_args(["--profile", "smoke"]), torch.device("cpu"))
+    assert not {"images", "image_size", "val_fraction", "split_seed"} & plain.keys()  # old runs' configs unchanged
