@@ -21,6 +21,7 @@ from . import folders
 from .backend import amp_dtype, autocast, pick_device
 from .data import DataError
 from .engine import ten_patch_probabilities, topk_errors
+from .results import shown
 
 
 @dataclass
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alexnet-book-predict: error: {error}", file=sys.stderr)
         return 2
     for path, p, c in zip(args.images, probs, classes):
-        print("\n".join(lines(str(path), p, c, trained.classes)))
+        print("\n".join(lines(str(shown(path)), p, c, trained.classes)))
     return 0
 
 

@@ -368,11 +368,14 @@ def train(config: dict, device: torch.device) -> int:
         print(f"training: {with_speed(history, images_per_epoch)['img_per_s'].median():.1f} img/s "
               f"(median over {len(history)} epochs)", file=sys.stderr)
         if config.get("images"):
-            from .plots import train_test_curves  # matplotlib only where a figure is drawn
+            import matplotlib.pyplot as plt  # only where a figure is drawn
+
+            from .plots import train_test_curves
 
             curves = history.assign(variant="AlexNet", seed=config["seed"])
-            train_test_curves(curves, title=f"{Path(config['images']).name}: {len(inputs['classes'])} classes") \
-                .savefig(out / "learning_curves.png", dpi=120, bbox_inches="tight")
+            fig = train_test_curves(curves, title=f"{Path(config['images']).name}: {len(inputs['classes'])} classes")
+            fig.savefig(out / "learning_curves.png", dpi=120, bbox_inches="tight")
+            plt.close(fig)  # saved, not shown: a notebook calling main would draw it again
     final = engine.error_rates(engine.evaluate(model, inputs["ten_patch"](), dtype, ten_crop=INPUT))
     if main_rank:
         record = {**run_record(profile.name, device, [config["seed"]], dtype_name(dtype)), "wall_time_s": time.perf_counter() - tic,
