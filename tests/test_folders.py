@@ -206,3 +206,13 @@ def test_a_run_on_images_takes_epochs_and_batch_from_its_budget_and_every_image(
     assert config["image_size"] == 256 and config["val_fraction"] == 0.2 and config["out"].endswith("smoke/images-photos")
     plain = train.resolve_config(train.parse_args(["--profile", "smoke"]), torch.device("cpu"))
     assert not {"images", "image_size", "val_fraction", "split_seed"} & plain.keys()  # old runs' configs unchanged
+
+
+def test_notebook_12s_stand_in_folder_and_notebook_09s_top5_share_the_code(tmp_path):
+    photos, held_out = folders.stand_in_photos(train.get_profile("smoke"), tmp_path, photos=20, held_out=10)
+    assert folders.layout(photos) == "one tree" and folders.check_classes(photos) == folders.check_classes(held_out)
+    assert [len(list(c.iterdir())) for c in sorted(photos.iterdir())] == [4] * 5
+    assert [len(list(c.iterdir())) for c in sorted(held_out.iterdir())] == [2] * 5
+    from alexnet_book import qualitative
+
+    assert qualitative.top5 is predict.top5  # Figure 4's labels and alexnet-book-predict: one code path
