@@ -89,14 +89,21 @@ def evaluate(model: torch.nn.Module, loader, amp_dtype: torch.dtype | None = Non
             sums[0] += F.cross_entropy(logits.float(), y, reduction="sum")
             sums[1:3] += topk_errors(logits, y)
         else:
-            patches = torch.stack(ten_patches(x, [ten_crop])).flatten(0, 1).contiguous(memory_format=torch.channels_last)
-            with autocast(device, amp_dtype):
-                probs = model(patches).float().softmax(dim=-1).view(10, len(y), -1)
+            probs = ten_patch_probabilities(model, x, ten_crop, amp_dtype)
             sums[0:2] += topk_errors(probs[4], y)  # patch 4 is the centre
             sums[2:4] += topk_errors(probs.mean(dim=0), y)
         sums[-1] += len(y)
     sums = distributed.all_sum(sums)
     return dict(zip((*keys, "images"), sums.tolist()))
+
+
+def ten_patch_probabilities(model: torch.nn.Module, x: torch.Tensor, size: int,
+                            amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Section 4.1's test patches: the softmax outputs (10 x N x classes, fp32) of each whole image's ten
+    size x size patches, the four corners and the centre (index 4) and their mirror images."""
+    patches = torch.stack(ten_patches(x, [size])).flatten(0, 1).contiguous(memory_format=torch.channels_last)
+    with autocast(model_device(model), amp_dtype):
+        return model(patches).float().softmax(dim=-1).view(10, len(x), -1)
 
 
 def error_rates(counts: dict[str, float]) -> dict[str, float]:

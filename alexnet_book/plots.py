@@ -421,3 +421,20 @@ def colour_scores(scores: dict, reference: float | None = None):
     axes[0][0].set_ylabel("energy off the grey axis")
     fig.tight_layout()
     return fig
+
+
+def confusion_matrix(table, title: str = ""):
+    """A confusion matrix (predict.confusion: true classes as rows, predicted as columns) as a heat map with
+    its counts, each row shaded by its share of that class's images."""
+    counts = table.to_numpy()
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.75 * len(table.columns), 1 + 0.6 * len(table.index)))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(counts):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(table.columns)), table.columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(table.index)), table.index, fontsize=8)
+    ax.set(xlabel="predicted class", ylabel="true class")
+    ax.set_title(title or "confusion matrix (counts; shade: share of the true class)", fontsize=9)
+    fig.tight_layout()
+    return fig
