@@ -9,7 +9,7 @@ run is not trained again.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -18,22 +18,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import engine
+from . import checkpoint, engine, train
 from .augment import channels_last
 from .claims import CONVERGED, CONVERGED_WITHIN, LOWER_BOUND, STILL_IMPROVING
 from .data import ImageSet
-from .engine import NonFiniteLossError, fit
+from .engine import FitOptions, NonFiniteLossError, fit
 from .loaders import TensorLoader
 from .optim import Recipe
 from .backend import seed_everything
-
-
-def checkpoint_path(folder: Path, name: str, seed: int, model: nn.Module, recipe: Recipe, n_train: int) -> Path:
-    """One file per (variant, seed), keyed by the model and recipe so a changed experiment starts afresh.
-    The epoch count is left out of the key: a longer budget continues the finished runs (nothing in a
-    recipe's schedule depends on it), so on CPU 25 epochs extended to 40 equal 40 trained at once."""
-    key = hashlib.sha1(f"{model!r}{replace(recipe, epochs=0)!r}{n_train}".encode()).hexdigest()[:8]
-    return Path(folder) / f"{name}-seed{seed}-{key}.pt"
 
 
 def train_seeds(name: str, make_model, recipe: Recipe, train: ImageSet, test: ImageSet | None = None, *,
@@ -54,11 +46,11 @@ def train_seeds(name: str, make_model, recipe: Recipe, train: ImageSet, test: Im
         test_loader = (TensorLoader(test, 500, device=device, transform=channels_last(test_transform))
                        if test is not None else None)
         optimizer = recipe.optimizer(model)
-        checkpoint = checkpoint_path(checkpoints, name, seed, model, recipe, len(train)) if checkpoints else None
+        path = checkpoint.run_path(checkpoints, name, seed, model, recipe, len(train)) if checkpoints else None
+        options = FitOptions(checkpoint=path, amp_dtype=amp_dtype, desc=f"{name} seed {seed}", batch_progress=False,
+                             finished=recipe.finished)
         history = fit(model, train_loader, test_loader, optimizer=optimizer, scheduler=recipe.scheduler(optimizer),
-                      epochs=recipe.epochs, amp_dtype=amp_dtype,
-                      checkpoint=checkpoint, desc=f"{name} seed {seed}", finished=recipe.finished,
-                      batch_progress=False)
+                      epochs=recipe.epochs, options=options)
         histories.append(history.assign(variant=name, seed=seed))
         models.append(model)
     return pd.concat(histories, ignore_index=True), models
@@ -280,18 +272,58 @@ def overfitting_gap(history: pd.DataFrame, variant: str) -> float:
     return float((final["test_top1"] - final["train_top1"]).mean())
 
 
-@torch.no_grad()
+class Ensemble(nn.Module):
+    """Section 6's ensemble as one model: the log of its members' averaged softmax outputs, so that
+    engine.evaluate ranks the averaged prediction (and its loss is the ensemble's cross-entropy)."""
+
+    def __init__(self, models: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([member(x).float().softmax(dim=-1) for member in self.members])
+        return probs.mean(dim=0).clamp_min(torch.finfo(torch.float32).tiny).log()
+
+
 def ensemble_errors(models: list[nn.Module], test: ImageSet, transform, *, batch_size: int = 500,
                     amp_dtype: torch.dtype | None = None) -> dict:
     """Top-1 test error (%) of each model and of their averaged softmax outputs (section 6's ensemble)."""
-    device = engine.model_device(models[0])
-    loader = TensorLoader(test, batch_size, transform=channels_last(transform), device=device)
-    for model in models:
-        model.eval()
-    misses = torch.zeros(len(models) + 1, device=device)  # each model's top-1 misses, then the ensemble's
-    for x, y in loader:
-        with engine.autocast(device, amp_dtype):
-            probs = torch.stack([model(x).float().softmax(dim=-1) for model in models])
-        misses += torch.stack([engine.topk_errors(p, y, ks=(1,))[0] for p in (*probs, probs.mean(0))])
-    errors = (100 * misses / len(test)).tolist()
-    return {"single": errors[:-1], "ensemble": errors[-1]}
+    loader = TensorLoader(test, batch_size, transform=channels_last(transform), device=engine.model_device(models[0]))
+
+    def top1(model: nn.Module) -> float:
+        return engine.error_rates(engine.evaluate(model, loader, amp_dtype))["top1"]
+
+    return {"single": [top1(model) for model in models], "ensemble": top1(Ensemble(models))}
+
+
+# ---------------------------------------------------------------- the paper's net through the command line (notebook 08)
+
+
+def budget_args(budget) -> list[str]:
+    """A profile's budget as the flags of `python -m alexnet_book.train` (size 0: every image)."""
+    return ["--epochs", str(budget.epochs), "--batch-size", str(budget.batch_size),
+            "--train-size", str(budget.train_size or 0), "--test-size", str(budget.test_size or 0)]
+
+
+def run_seeds(argv: list[str], out: Path, seeds) -> dict[int, dict]:
+    """`train.main(argv)` (the command line) once per seed, each into its own folder `<out>-seed<s>` so that a rerun resumes every
+    seed from its own checkpoint; each seed's run.json record."""
+    records = {}
+    for seed in seeds:
+        folder = out.with_name(f"{out.name}-seed{seed}")
+        status = train.main([*argv, "--out", str(folder), "--seed", str(seed)])
+        if status != 0:
+            raise RuntimeError(f"{folder.name}: training stopped with status {status}; run it again to resume "
+                               "from its checkpoint")
+        records[seed] = json.loads((folder / "run.json").read_text())
+    return records
+
+
+def run_summary(record: dict) -> dict:
+    """One run.json as a table row: its ten-patch errors, epochs, training hours and median training speed.
+
+    The hours sum the history's per-epoch training seconds, which the checkpoint carries: run.json's
+    wall_time_s is only the last process's, and a run resumed just to evaluate would show minutes."""
+    history = pd.DataFrame(record["history"])
+    return {**record["final"], "epochs": len(history), "train hours": history["seconds"].sum() / 3600,
+            "train img/s": history["img_per_s"].median()}
