@@ -9,7 +9,6 @@ run is not trained again.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import checkpoint, engine, train
+from . import checkpoint, engine
 from .augment import channels_last
 from .claims import CONVERGED, CONVERGED_WITHIN, LOWER_BOUND, STILL_IMPROVING
 from .data import ImageSet
@@ -237,6 +236,44 @@ def describe_ratio(row) -> str:
     return f"{'at least ' if row.bound else ''}{row.ratio:.2f}x ± {row.ratio_std:.2f}"
 
 
+def ratio_spread(row) -> dict:
+    """One row of `speedup` as the {"mean", "std", "n"} a claims rule judges."""
+    return {"mean": row.ratio, "std": row.ratio_std, "n": int(row.n)}
+
+
+def describe_speedup(name: str, row, threshold: float = 25.0) -> str:
+    """One row of `speedup` in words: each activation's epochs to `threshold`, and their ratio."""
+    return (f"{name:13s}: ReLU reaches {threshold:g}% in {row.relu_epochs:.2f} epochs, tanh in "
+            f"{'more than ' if row.bound else ''}{row.tanh_epochs:.2f} -> {describe_ratio(row)} (n={row.n})")
+
+
+def convergence_ratio(converged: pd.DataFrame, variant: str, baseline: str) -> dict:
+    """Epochs `variant` took to converge over the epochs `baseline` took, seed by seed (epochs_to_best's
+    rows), as mean, std and n: C9's "roughly doubles the number of iterations required to converge"."""
+    epochs = converged.pivot(index="seed", columns="variant", values="epochs")
+    return spread(epochs[variant] / epochs[baseline])
+
+
+def first_to_learn(outcome: pd.DataFrame, runs: int) -> str | None:
+    """The first variant of learning_outcome's table (in its order) whose every run learned; None if none did."""
+    return next((name for name in outcome.index if outcome.loc[name, "runs that learned"] == runs), None)
+
+
+def describe_init_trials(outcome: pd.DataFrame, fix: str | None, epochs: int, steps: int) -> str:
+    """Notebook 07's answer about the init trials: did the paper's init (the first row) learn, and what fixed it."""
+    paper = "learned" if outcome.iloc[0]["runs that learned"] else "had not started learning"
+    return (f"after {epochs} epochs ({steps} SGD steps): the paper's init {paper}; smallest change that "
+            f"learned in every run: {fix}")
+
+
+def describe_schedule(drops: pd.Series, epochs: int) -> str:
+    """What a schedule figure shows: its rule only, when the rate never dropped (lr_drop_epochs per run)."""
+    if any(drops.str.len()):
+        return f"the learning rate dropped in {int((drops.str.len() > 0).sum())} of {len(drops)} runs (epochs below)"
+    return (f"the test error kept improving, so ε never dropped in {epochs} epochs: at this budget the figure "
+            "shows the schedule's rule, not its effect")
+
+
 # ---------------------------------------------------------------- regime checks (claims.py judges with them)
 
 
@@ -294,36 +331,3 @@ def ensemble_errors(models: list[nn.Module], test: ImageSet, transform, *, batch
         return engine.error_rates(engine.evaluate(model, loader, amp_dtype))["top1"]
 
     return {"single": [top1(model) for model in models], "ensemble": top1(Ensemble(models))}
-
-
-# ---------------------------------------------------------------- the paper's net through the command line (notebook 08)
-
-
-def budget_args(budget) -> list[str]:
-    """A profile's budget as the flags of `python -m alexnet_book.train` (size 0: every image)."""
-    return ["--epochs", str(budget.epochs), "--batch-size", str(budget.batch_size),
-            "--train-size", str(budget.train_size or 0), "--test-size", str(budget.test_size or 0)]
-
-
-def run_seeds(argv: list[str], out: Path, seeds) -> dict[int, dict]:
-    """`train.main(argv)` (the command line) once per seed, each into its own folder `<out>-seed<s>` so that a rerun resumes every
-    seed from its own checkpoint; each seed's run.json record."""
-    records = {}
-    for seed in seeds:
-        folder = out.with_name(f"{out.name}-seed{seed}")
-        status = train.main([*argv, "--out", str(folder), "--seed", str(seed)])
-        if status != 0:
-            raise RuntimeError(f"{folder.name}: training stopped with status {status}; run it again to resume "
-                               "from its checkpoint")
-        records[seed] = json.loads((folder / "run.json").read_text())
-    return records
-
-
-def run_summary(record: dict) -> dict:
-    """One run.json as a table row: its ten-patch errors, epochs, training hours and median training speed.
-
-    The hours sum the history's per-epoch training seconds, which the checkpoint carries: run.json's
-    wall_time_s is only the last process's, and a run resumed just to evaluate would show minutes."""
-    history = pd.DataFrame(record["history"])
-    return {**record["final"], "epochs": len(history), "train hours": history["seconds"].sum() / 3600,
-            "train img/s": history["img_per_s"].median()}
