@@ -14,8 +14,8 @@ MAX_LINES = 400
 # The notebook layer: the one setup call (runtime) and what imports it. Everything else is the core
 # (model, lrn, engine, checkpoint, train, experiment, bench, ...) and may not import runtime.
 NOTEBOOK_LAYER = {"runtime", "__init__"}
-# What a cell may not call: claims.interval and claims.spread-style statistics judge a claim; a cell
-# hands its numbers to a claims.cN_* rule (through run.results.judged/claim), which decides.
+# What a cell may not call: claims.interval turns a measurement into a decision. A cell hands its numbers
+# to a package call (a claims.cN_* rule, claims.direction), which decides.
 JUDGING_CALLS = {"interval"}
 
 
