@@ -20,9 +20,10 @@ import torch
 
 from . import data, distributed, engine, folders
 from .augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, Normalize, TestTransform, TrainTransform, channels_last, rgb_pca
-from .engine import Interrupted, fit
+from .engine import FitOptions, Interrupted, fit
 from .loaders import FolderLoader, TensorLoader, shard
-from .model import LRN_CONVENTIONS, AlexNet, he_init_, paper_init_
+from .lrn import LRN_CONVENTIONS
+from .model import AlexNet, he_init_, paper_init_
 from .optim import Recipe
 from .profiles import get_profile
 from .results import results_root, run_record, shown
@@ -354,11 +355,12 @@ def train(config: dict, device: torch.device) -> int:
     images_per_epoch = len(inputs["train"]) * config["batch_size"]
     with StopRequest() as stop:
         try:
+            options = FitOptions(checkpoint=checkpoint, write_checkpoint=main_rank, amp_dtype=dtype, desc=profile.name,
+                                 progress=main_rank, stop=distributed.agreed(stop),
+                                 on_epoch=(lambda h: with_speed(h, images_per_epoch).to_csv(out / "history.csv", index=False))
+                                 if main_rank else None)
             history = fit(net, inputs["train"], inputs["test"], optimizer=optimizer, epochs=config["epochs"],
-                          scheduler=scheduler, checkpoint=checkpoint, amp_dtype=dtype, desc=profile.name,
-                          progress=main_rank, stop=distributed.agreed(stop), write_checkpoint=main_rank,
-                          on_epoch=(lambda h: with_speed(h, images_per_epoch).to_csv(out / "history.csv", index=False))
-                          if main_rank else None)
+                          scheduler=scheduler, options=options)
         except Interrupted as interrupted:
             if main_rank:
                 print(f"{interrupted}; checkpoint saved in {out}: run the same command again to resume",
@@ -383,36 +385,6 @@ def train(config: dict, device: torch.device) -> int:
         (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
         print(pd.Series(final).round(2).to_string(), file=sys.stderr)
     return 0
-
-
-def budget_args(budget) -> list[str]:
-    """A profile's budget as this command's flags (size 0: every image)."""
-    return ["--epochs", str(budget.epochs), "--batch-size", str(budget.batch_size),
-            "--train-size", str(budget.train_size or 0), "--test-size", str(budget.test_size or 0)]
-
-
-def run_seeds(argv: list[str], out: Path, seeds) -> dict[int, dict]:
-    """`main(argv)` once per seed, each into its own folder `<out>-seed<s>` so that a rerun resumes every
-    seed from its own checkpoint; each seed's run.json record."""
-    records = {}
-    for seed in seeds:
-        folder = out.with_name(f"{out.name}-seed{seed}")
-        status = main([*argv, "--out", str(folder), "--seed", str(seed)])
-        if status != 0:
-            raise RuntimeError(f"{folder.name}: training stopped with status {status}; run it again to resume "
-                               "from its checkpoint")
-        records[seed] = json.loads((folder / "run.json").read_text())
-    return records
-
-
-def summary(record: dict) -> dict:
-    """One run.json as a table row: its ten-patch errors, epochs, training hours and median training speed.
-
-    The hours sum the history's per-epoch training seconds, which the checkpoint carries: run.json's
-    wall_time_s is only the last process's, and a run resumed just to evaluate would show minutes."""
-    history = pd.DataFrame(record["history"])
-    return {**record["final"], "epochs": len(history), "train hours": history["seconds"].sum() / 3600,
-            "train img/s": history["img_per_s"].median()}
 
 
 if __name__ == "__main__":
