@@ -53,7 +53,7 @@ def needs(*modules: str) -> None:
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing:
         raise Skip(f"needs {', '.join(missing)}, not installed for {sys.executable} "
-                   "(README, GPU check: bringing a package as a wheel)")
+                   "(README, GPU check: on a GPU image as it comes)")
 
 
 def listed_gpus() -> list[str]:
