@@ -58,12 +58,15 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def take(self, index: torch.Tensor) -> ImageSet:
+        """The images at `index`, in that order."""
+        return ImageSet(self.images[index], self.labels[index], self.classes)
+
     def subset(self, n: int | None, seed: int = 0) -> ImageSet:
         """A fixed random subset of n images (all of them when n is None or too large)."""
         if n is None or n >= len(self):
             return self
-        index = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
-        return ImageSet(self.images[index], self.labels[index], self.classes)
+        return self.take(torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n])
 
 
 # ---------------------------------------------------------------- synthetic shapes
@@ -246,6 +249,33 @@ def load_dataset(profile, split: str = "train", root: str | os.PathLike | None =
     folder = ImageFolderDataset(data_root(root) / "imagenet", "train" if split == "train" else "val")
     images, labels = zip(*(folder[i] for i in evenly_spaced(len(folder), limit)))
     return ImageSet(torch.stack(images), torch.tensor(labels), folder.classes)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A section experiment's three sets: `train` trains, `val` (held-out training images) drives every
+    decision (the learning-rate schedule, the early end, sweeps, regime checks), `test` only reports."""
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+
+
+def split_validation(full: ImageSet, val_size: int, train_size: int | None, seed: int) -> tuple[ImageSet, ImageSet]:
+    """(train, val) from one training split: one seeded permutation of it, validation its last `val_size`
+    images, training its first `train_size` (all the rest when None). Validation is the same set for every
+    run of a profile and never meets a training subset; a subset of n images is the same n images as
+    ImageSet.subset(n, seed) takes, so runs of a given size train on what they trained on before."""
+    if not 0 < val_size < len(full):
+        raise ValueError(f"a validation set of {val_size:,} images cannot come from {len(full):,} training images")
+    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
+    rest, val = order[: len(full) - val_size], order[len(full) - val_size :]
+    if train_size is not None:
+        if train_size > len(rest):
+            raise ValueError(f"{train_size:,} training images asked for; {len(rest):,} are left beside a "
+                             f"validation set of {val_size:,}")
+        rest = rest[:train_size]
+    return full.take(rest), full.take(val)
 
 
 def evenly_spaced(total: int, n: int) -> list[int]:

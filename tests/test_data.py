@@ -244,3 +244,20 @@ def test_a_cache_built_by_a_download_is_keyed_by_what_was_downloaded(tmp_path, m
     assert data.cached("thing", source, download) == {"n": 1}  # the folder did not exist before the build
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"thing-{data.fingerprint(source)}.pt"]
     assert data.cached("thing", source, download) == {"n": 1} and len(builds) == 1  # found on the next run
+
+
+def test_validation_never_meets_training_and_keeps_the_old_subsets():
+    full = data.ImageSet(torch.zeros(100, 3, 2, 2, dtype=torch.uint8), torch.arange(100), ())
+    train, val = data.split_validation(full, val_size=30, train_size=40, seed=0)
+    assert len(train) == 40 and len(val) == 30
+    assert not set(train.labels.tolist()) & set(val.labels.tolist())
+    assert train.labels.tolist() == full.subset(40, seed=0).labels.tolist()  # the same 40 images as before
+    again, val_again = data.split_validation(full, val_size=30, train_size=None, seed=0)
+    assert torch.equal(val_again.labels, val.labels) and len(again) == 70  # one validation set per profile
+
+
+@pytest.mark.parametrize("val_size, train_size", [(0, 10), (100, None), (30, 71)])
+def test_a_validation_split_that_cannot_be_had_says_why(val_size, train_size):
+    full = data.ImageSet(torch.zeros(100, 3, 2, 2, dtype=torch.uint8), torch.arange(100), ())
+    with pytest.raises(ValueError, match="validation"):
+        data.split_validation(full, val_size=val_size, train_size=train_size, seed=0)
