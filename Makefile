@@ -1,6 +1,10 @@
 # alexnet-book. The two commands: `make reproduce` (PROFILE=cifar by default) and `make test`.
 PROFILE ?= cifar
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The Python that creates .venv: the first of these that runs and is a version pyproject's requires-python accepts
+# (3.11 to 3.13; a test keeps the two in step). A pyenv shim is found by `command -v` but may not run, hence the call.
+# Another: make install PYTHON=/path/to/python3.12.
+SUPPORTED_PYTHON := import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))
+PYTHON ?= $(firstword $(foreach py,python3.11 python3.12 python3.13 python3,$(shell $(py) -c '$(SUPPORTED_PYTHON)' 2>/dev/null && echo $(py))))
 VENV := .venv
 # large CPU tensors on transparent huge pages: see alexnet_book/__init__.py
 export THP_MEM_ALLOC_ENABLE ?= 1
@@ -13,9 +17,9 @@ STAMP := $(VENV)/.installed
 # versions verified in constraints.txt; afterwards the stamp makes reruns install nothing.
 install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	test -x $(VENV)/bin/python || $(or $(PYTHON),$(error no Python 3.11, 3.12 or 3.13 runs here: install one, or name it: make PYTHON=/path/to/python3.12)) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 reproduce: install  ## run every notebook with papermill into results/$(PROFILE)/, then the claims table
@@ -33,7 +37,12 @@ unit: install
 nbval: install
 	ALEXNET_BOOK_PROFILE=smoke $(PY) -m pytest --nbval-lax notebooks/ -q -p no:cacheprovider
 
-gpu-check: install  ## on a lent GPU (at most 10 min): one PASS/FAIL/SKIP line per check -> results/gpu-check/gpu-check.json
+# On a GPU image as it comes (often without network): `make gpu-check PY=python3`. Nothing is installed when PY's torch
+# already sees CUDA, nor for a PY other than .venv's, which runs as it is: a check whose package it lacks says SKIP.
+gpu-check:  ## on a lent GPU (at most 10 min): one PASS/FAIL/SKIP line per check -> results/gpu-check/gpu-check.json
+	@if $(PY) -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then \
+		echo "$(PY) imports a torch that sees CUDA: no install step"; \
+	elif [ "$(PY)" = "$(VENV)/bin/python" ]; then $(MAKE) --no-print-directory install; fi
 	$(PY) -m alexnet_book.gpucheck
 
 bench: install  ## training, data-path, loader and LRN throughput on this device -> results/bench/bench.{json,md}
@@ -61,9 +70,21 @@ lab: install  ## JupyterLab with this environment registered as the kernel "alex
 	$(PY) -m ipykernel install --user --name alexnet-book --display-name "alexnet-book (.venv)"
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-lock:  ## rewrite constraints.txt from what is installed in .venv
-	{ head -n 2 constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^alexnet-book'; } > constraints.new
-	mv constraints.new constraints.txt
+# pip freeze of .venv, plus the old pins of packages this Python does not install but another supported one does
+# (overrides below 3.12, aiohttp on 3.12, setuptools from 3.12), so a lock on any one of them keeps the others' pins.
+define LOCK
+import subprocess, sys
+name = lambda pin: pin.split("==")[0].lower().replace("_", "-")
+freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True,
+                        check=True).stdout.splitlines()
+old = open("constraints.txt").read().splitlines()
+pins = [pin for pin in freeze if name(pin) != "alexnet-book"]
+pins += [pin for pin in old[2:] if name(pin) not in set(map(name, freeze))]
+open("constraints.txt", "w").write("\n".join(old[:2] + sorted(pins, key=lambda pin: pin.split("==")[0].lower())) + "\n")
+endef
+export LOCK
+lock:  ## rewrite constraints.txt from what is installed in .venv, keeping the pins that only other Pythons use
+	$(PY) -c "$$LOCK"
 
 clean:
 	rm -rf results/smoke .pytest_cache

@@ -35,7 +35,8 @@ from . import data
 from .augment import Normalize, TrainTransform
 from .cifar_nets import CifarAlexNet, ConvLocal, Layers80Sec
 from .loaders import FolderLoader, TensorLoader
-from .model import LRN, AlexNet, unfused_lrn
+from .lrn import LRN, unfused_lrn
+from .model import AlexNet
 from .profiles import get_profile
 from .results import huge_page_allocations, results_root, run_record
 from .backend import amp_dtype, bf16_is_fast, dtype_name, pick_device, seed_everything

@@ -18,7 +18,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .model import LRN, activation_layer, he_init_, named_layers
+from .lrn import LRN
+from .model import activation_layer, he_init_, named_layers
 
 
 @torch.no_grad()
@@ -137,7 +138,7 @@ class CifarAlexNet(nn.Module):
         he_init_(self)  # see he_init_; torch_init_ restores PyTorch's default (notebook 07 compares them)
 
     def extra_repr(self) -> str:
-        return "init: he_init_"  # part of the repr, so checkpoints keyed by it (experiment.checkpoint_path) change with it
+        return "init: he_init_"  # part of the repr, so checkpoints keyed by it (checkpoint.run_path) change with it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))

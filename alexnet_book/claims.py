@@ -92,6 +92,13 @@ def interval(stats: dict) -> tuple[float, float]:
     return stats["mean"] - half, stats["mean"] + half
 
 
+def direction(stats: dict, lower: str = "lowers", higher: str = "raises") -> str:
+    """Which way a per-seed difference (worse minus better, e.g. experiment.paired_gain) points, by its
+    interval: `lower` when all of it is above 0, `higher` when all is below, else "does not measurably change"."""
+    low, high = interval(stats)
+    return lower if low > 0 else higher if high < 0 else "does not measurably change"
+
+
 def effect_verdict(stats: dict, paper: float, regime_reached: bool = True) -> str:
     """The five-word verdict for "this lowers error by `paper`" (or any effect the paper gives as positive)."""
     if not regime_reached or stats["n"] < 2:
@@ -197,9 +204,13 @@ def c5_overlapping_pooling(gain: dict, z2_gap: float, state: str) -> tuple[str, 
     return gain_claim(gain, 0.4, overfits(z2_gap), _overfit_note(z2_gap, "the z=2 net"), state=state)
 
 
+# Section 3.5's totals: "60 million parameters and 650,000 neurons".
+PAPER_PARAMETERS, PAPER_NEURONS = 60_000_000, 650_000
+
+
 def c6_size(parameters: int, neurons: int) -> tuple[str, str, str]:
     """C6: within 5% of the paper's 60M parameters and 650,000 neurons."""
-    close = abs(parameters / 60e6 - 1) < 0.05 and abs(neurons / 650_000 - 1) < 0.05
+    close = abs(parameters / PAPER_PARAMETERS - 1) < 0.05 and abs(neurons / PAPER_NEURONS - 1) < 0.05
     return (REPRODUCED if close else NOT_REPRODUCED, "within 5% of 60M parameters and of 650,000 neurons",
             "a count, no regime")
 

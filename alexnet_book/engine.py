@@ -1,4 +1,4 @@
-"""The training core that every notebook and the CLI use: train_epoch, fit, evaluate, checkpoints.
+"""The training core that every notebook and the CLI use: train_epoch, fit, evaluate.
 
 fit() takes a model, loaders, an optimizer and an optional LR schedule, and returns the history
 as a pandas DataFrame with one row per epoch: top-1 and top-5 error (the paper reports error,
@@ -11,10 +11,10 @@ read once per `check_every` steps (the NaN guard) and once per epoch.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2.functional import ten_crop as ten_patches
 
-from . import distributed
+from . import checkpoint, distributed
 from .backend import autocast
+from .checkpoint import CheckpointMismatch
 
 with warnings.catch_warnings():  # without ipywidgets tqdm.auto falls back to text bars, and says so in every notebook
     warnings.filterwarnings("ignore", "IProgress not found")
@@ -89,14 +90,21 @@ def evaluate(model: torch.nn.Module, loader, amp_dtype: torch.dtype | None = Non
             sums[0] += F.cross_entropy(logits.float(), y, reduction="sum")
             sums[1:3] += topk_errors(logits, y)
         else:
-            patches = torch.stack(ten_patches(x, [ten_crop])).flatten(0, 1).contiguous(memory_format=torch.channels_last)
-            with autocast(device, amp_dtype):
-                probs = model(patches).float().softmax(dim=-1).view(10, len(y), -1)
+            probs = ten_patch_probabilities(model, x, ten_crop, amp_dtype)
             sums[0:2] += topk_errors(probs[4], y)  # patch 4 is the centre
             sums[2:4] += topk_errors(probs.mean(dim=0), y)
         sums[-1] += len(y)
     sums = distributed.all_sum(sums)
     return dict(zip((*keys, "images"), sums.tolist()))
+
+
+def ten_patch_probabilities(model: torch.nn.Module, x: torch.Tensor, size: int,
+                            amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Section 4.1's test patches: the softmax outputs (10 x N x classes, fp32) of each whole image's ten
+    size x size patches, the four corners and the centre (index 4) and their mirror images."""
+    patches = torch.stack(ten_patches(x, [size])).flatten(0, 1).contiguous(memory_format=torch.channels_last)
+    with autocast(model_device(model), amp_dtype):
+        return model(patches).float().softmax(dim=-1).view(10, len(x), -1)
 
 
 def error_rates(counts: dict[str, float]) -> dict[str, float]:
@@ -169,105 +177,60 @@ def train_epoch(model, loader, optimizer, epoch: int, *, amp_dtype=None, check_e
     return {"loss": (totals[0] / distributed.world_size()).item(), "top1": top1, "top5": top5}
 
 
-# ---------------------------------------------------------------- checkpoints
+@dataclass
+class FitOptions:
+    """How fit runs a training, apart from what it trains; every field is optional.
 
-
-def save_checkpoint(path: Path, **state) -> None:
-    """Write atomically, so an interrupted save never leaves a broken checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
-def rng_state(device: torch.device) -> dict:
-    """The generators this process draws from: the CPU's, and its own GPU's when it trains on one
-    (only its own, so a checkpoint resumes on any number of GPUs, and a CPU run never starts CUDA)."""
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and state.get("cuda") is not None:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside DistributedDataParallel and torch.compile: checkpoints hold its
-    weights, so a run can resume with any number of processes, compiled or not."""
-    while True:
-        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):  # torch.compile's wrapper
-            model = model._orig_mod
-        else:
-            return model
-
-
-class CheckpointMismatch(RuntimeError):
-    """A checkpoint that cannot resume in this run."""
-
-
-def check_world_size(state: dict) -> None:
-    """A checkpoint taken in the middle of an epoch resumes only with the world size that took it:
-    with another, the ranks' shards of the epoch differ, and images would repeat or be skipped."""
-    saved = len(state["loader"]) if isinstance(state.get("loader"), list) else 1
-    if state.get("partial") is not None and saved != distributed.world_size():
-        raise CheckpointMismatch(f"the checkpoint was taken in the middle of an epoch by {saved} process(es); resume it with "
-                         f"{saved} (torchrun --nproc_per_node={saved}), or with any number after its epoch's end: "
-                         f"this run has {distributed.world_size()}")
-
-
-def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: torch.optim.Optimizer,
-        epochs: int, scheduler=None, checkpoint: str | Path | None = None, amp_dtype: torch.dtype | None = None,
-        desc: str = "train", progress: bool = True, batch_progress: bool = True,
-        finished: Callable[[list[dict]], bool] | None = None, stop: Callable[[], bool] | None = None,
-        write_checkpoint: bool = True, on_epoch: Callable[[list[dict]], None] | None = None) -> pd.DataFrame:
-    """Train for `epochs` epochs and return the per-epoch history as a DataFrame.
-
-    The scheduler steps once per epoch (ReduceLROnPlateau on the test top-1 error, else
-    `.step()`). With `checkpoint`, the state is saved after every epoch and a rerun resumes
-    from it: on CPU the resumed run ends with the same weights as an uninterrupted one.
-    `finished(history)`, asked after every epoch, ends training early when true (e.g. Recipe.finished).
-    `batch_progress=False` keeps the per-epoch bar and drops the per-batch one (for many short runs).
-
-    `stop()` (e.g. Ctrl-C) ends training at the next step with Interrupted; when the loader can
-    report its position (loaders.EpochPosition) the checkpoint then holds the unfinished epoch too,
-    and the rerun continues from that step. `write_checkpoint=False` reads the checkpoint to
-    resume but never writes it (all ranks but one of a distributed run). `on_epoch(history)` runs
+    checkpoint: the file fit resumes from and saves to after every epoch (on CPU a resumed run ends with
+    the same weights as an uninterrupted one); write_checkpoint=False reads it to resume but never writes
+    it (all ranks but one of a distributed run). progress: the epoch bar; batch_progress=False drops the
+    per-batch bar under it (for many short runs). finished(history), asked after every epoch, ends
+    training early when true (e.g. Recipe.finished). stop(), asked after every step (e.g. Ctrl-C), ends
+    it with Interrupted; when the loader can report its position (loaders.EpochPosition) the checkpoint
+    then holds the unfinished epoch too, and the rerun continues from that step. on_epoch(history) runs
     after each epoch's checkpoint (e.g. to log it).
     """
-    checkpoint = Path(checkpoint) if checkpoint else None
+
+    checkpoint: str | Path | None = None
+    write_checkpoint: bool = True
+    amp_dtype: torch.dtype | None = None
+    desc: str = "train"
+    progress: bool = True
+    batch_progress: bool = True
+    finished: Callable[[list[dict]], bool] | None = None
+    stop: Callable[[], bool] | None = None
+    on_epoch: Callable[[list[dict]], None] | None = None
+
+
+def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: torch.optim.Optimizer, epochs: int,
+        scheduler=None, options: FitOptions | None = None) -> pd.DataFrame:
+    """Train for `epochs` epochs and return the per-epoch history as a DataFrame.
+
+    The scheduler steps once per epoch (ReduceLROnPlateau on the test top-1 error, else `.step()`).
+    `options` (FitOptions): the checkpoint, autocast dtype, progress bars, and when to end early.
+    """
+    run = options or FitOptions()
+    path = Path(run.checkpoint) if run.checkpoint else None
     device = model_device(model)
     history, start, partial = [], 0, None
-    if checkpoint and checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        check_world_size(state)
-        unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if (saved_rng := distributed.own(state["rng"])) is not None:  # else this rank keeps its fresh seed
-            set_rng_state(saved_rng, device)
+    if path and path.exists():
+        state = checkpoint.restore(path, model, optimizer, scheduler, device)
         history, start, partial = state["history"], state["epoch"] + 1, state.get("partial")
         if start > epochs:  # a shorter history than the checkpoint's cannot be had without training again
-            raise CheckpointMismatch(f"{checkpoint} holds {start} epochs, more than the {epochs} asked for; "
+            raise CheckpointMismatch(f"{path} holds {start} epochs, more than the {epochs} asked for; "
                                      "ask for at least as many, or delete it to start again")
-        if finished is not None and finished(history):
+        if run.finished is not None and run.finished(history):
             return pd.DataFrame(history)  # the run had already ended
 
     def save(last_epoch: int, **extra) -> None:
         # every rank's RNG state (a collective), so a resumed distributed run draws on as before
-        rng = distributed.gather(rng_state(device))
-        if checkpoint and write_checkpoint:
-            save_checkpoint(checkpoint, model=unwrap(model).state_dict(), optimizer=optimizer.state_dict(),
+        rng = distributed.gather(checkpoint.rng_state(device))
+        if path and run.write_checkpoint:
+            checkpoint.save(path, model=checkpoint.unwrap(model).state_dict(), optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict() if scheduler is not None else None,
                             rng=rng, history=history, epoch=last_epoch, **extra)
 
-    bar = tqdm(range(start, epochs), desc=desc, unit="epoch", disable=not progress, initial=start, total=epochs)
+    bar = tqdm(range(start, epochs), desc=run.desc, unit="epoch", disable=not run.progress, initial=start, total=epochs)
     for epoch in bar:
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
@@ -276,15 +239,15 @@ def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: to
         tic = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         try:
-            train = train_epoch(model, train_loader, optimizer, epoch, amp_dtype=amp_dtype,
-                                progress=progress and batch_progress, stop=stop, resume=partial)
+            train = train_epoch(model, train_loader, optimizer, epoch, amp_dtype=run.amp_dtype,
+                                progress=run.progress and run.batch_progress, stop=run.stop, resume=partial)
         except Interrupted as interrupted:
-            if checkpoint and hasattr(train_loader, "state_dict"):
+            if path and hasattr(train_loader, "state_dict"):
                 save(epoch - 1, partial=interrupted.partial, loader=distributed.gather(train_loader.state_dict()))
             raise
         partial = None
         seconds = time.perf_counter() - tic
-        test = error_rates(evaluate(model, test_loader, amp_dtype)) if test_loader is not None else {}
+        test = error_rates(evaluate(model, test_loader, run.amp_dtype)) if test_loader is not None else {}
         row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
                **{f"test_{k}": v for k, v in test.items()}, "seconds": seconds}
         history.append(row)
@@ -292,12 +255,12 @@ def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: to
         if scheduler is not None:
             plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
             scheduler.step(test["top1"]) if plateau else scheduler.step()
-        if checkpoint:
+        if path:
             save(epoch)
-        if on_epoch is not None:
-            on_epoch(history)
-        if finished is not None and finished(history):
+        if run.on_epoch is not None:
+            run.on_epoch(history)
+        if run.finished is not None and run.finished(history):
             break
-        if stop is not None and epoch + 1 < epochs and stop():
+        if run.stop is not None and epoch + 1 < epochs and run.stop():
             raise Interrupted(epoch + 1, 0)
     return pd.DataFrame(history)

@@ -9,7 +9,6 @@ run is not trained again.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -18,22 +17,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import engine
+from . import checkpoint, engine
 from .augment import channels_last
 from .claims import CONVERGED, CONVERGED_WITHIN, LOWER_BOUND, STILL_IMPROVING
 from .data import ImageSet
-from .engine import NonFiniteLossError, fit
+from .engine import FitOptions, NonFiniteLossError, fit
 from .loaders import TensorLoader
 from .optim import Recipe
 from .backend import seed_everything
-
-
-def checkpoint_path(folder: Path, name: str, seed: int, model: nn.Module, recipe: Recipe, n_train: int) -> Path:
-    """One file per (variant, seed), keyed by the model and recipe so a changed experiment starts afresh.
-    The epoch count is left out of the key: a longer budget continues the finished runs (nothing in a
-    recipe's schedule depends on it), so on CPU 25 epochs extended to 40 equal 40 trained at once."""
-    key = hashlib.sha1(f"{model!r}{replace(recipe, epochs=0)!r}{n_train}".encode()).hexdigest()[:8]
-    return Path(folder) / f"{name}-seed{seed}-{key}.pt"
 
 
 def train_seeds(name: str, make_model, recipe: Recipe, train: ImageSet, test: ImageSet | None = None, *,
@@ -54,11 +45,11 @@ def train_seeds(name: str, make_model, recipe: Recipe, train: ImageSet, test: Im
         test_loader = (TensorLoader(test, 500, device=device, transform=channels_last(test_transform))
                        if test is not None else None)
         optimizer = recipe.optimizer(model)
-        checkpoint = checkpoint_path(checkpoints, name, seed, model, recipe, len(train)) if checkpoints else None
+        path = checkpoint.run_path(checkpoints, name, seed, model, recipe, len(train)) if checkpoints else None
+        options = FitOptions(checkpoint=path, amp_dtype=amp_dtype, desc=f"{name} seed {seed}", batch_progress=False,
+                             finished=recipe.finished)
         history = fit(model, train_loader, test_loader, optimizer=optimizer, scheduler=recipe.scheduler(optimizer),
-                      epochs=recipe.epochs, amp_dtype=amp_dtype,
-                      checkpoint=checkpoint, desc=f"{name} seed {seed}", finished=recipe.finished,
-                      batch_progress=False)
+                      epochs=recipe.epochs, options=options)
         histories.append(history.assign(variant=name, seed=seed))
         models.append(model)
     return pd.concat(histories, ignore_index=True), models
@@ -245,6 +236,44 @@ def describe_ratio(row) -> str:
     return f"{'at least ' if row.bound else ''}{row.ratio:.2f}x ± {row.ratio_std:.2f}"
 
 
+def ratio_spread(row) -> dict:
+    """One row of `speedup` as the {"mean", "std", "n"} a claims rule judges."""
+    return {"mean": row.ratio, "std": row.ratio_std, "n": int(row.n)}
+
+
+def describe_speedup(name: str, row, threshold: float = 25.0) -> str:
+    """One row of `speedup` in words: each activation's epochs to `threshold`, and their ratio."""
+    return (f"{name:13s}: ReLU reaches {threshold:g}% in {row.relu_epochs:.2f} epochs, tanh in "
+            f"{'more than ' if row.bound else ''}{row.tanh_epochs:.2f} -> {describe_ratio(row)} (n={row.n})")
+
+
+def convergence_ratio(converged: pd.DataFrame, variant: str, baseline: str) -> dict:
+    """Epochs `variant` took to converge over the epochs `baseline` took, seed by seed (epochs_to_best's
+    rows), as mean, std and n: C9's "roughly doubles the number of iterations required to converge"."""
+    epochs = converged.pivot(index="seed", columns="variant", values="epochs")
+    return spread(epochs[variant] / epochs[baseline])
+
+
+def first_to_learn(outcome: pd.DataFrame, runs: int) -> str | None:
+    """The first variant of learning_outcome's table (in its order) whose every run learned; None if none did."""
+    return next((name for name in outcome.index if outcome.loc[name, "runs that learned"] == runs), None)
+
+
+def describe_init_trials(outcome: pd.DataFrame, fix: str | None, epochs: int, steps: int) -> str:
+    """Notebook 07's answer about the init trials: did the paper's init (the first row) learn, and what fixed it."""
+    paper = "learned" if outcome.iloc[0]["runs that learned"] else "had not started learning"
+    return (f"after {epochs} epochs ({steps} SGD steps): the paper's init {paper}; smallest change that "
+            f"learned in every run: {fix}")
+
+
+def describe_schedule(drops: pd.Series, epochs: int) -> str:
+    """What a schedule figure shows: its rule only, when the rate never dropped (lr_drop_epochs per run)."""
+    if any(drops.str.len()):
+        return f"the learning rate dropped in {int((drops.str.len() > 0).sum())} of {len(drops)} runs (epochs below)"
+    return (f"the test error kept improving, so ε never dropped in {epochs} epochs: at this budget the figure "
+            "shows the schedule's rule, not its effect")
+
+
 # ---------------------------------------------------------------- regime checks (claims.py judges with them)
 
 
@@ -280,18 +309,25 @@ def overfitting_gap(history: pd.DataFrame, variant: str) -> float:
     return float((final["test_top1"] - final["train_top1"]).mean())
 
 
-@torch.no_grad()
+class Ensemble(nn.Module):
+    """Section 6's ensemble as one model: the log of its members' averaged softmax outputs, so that
+    engine.evaluate ranks the averaged prediction (and its loss is the ensemble's cross-entropy)."""
+
+    def __init__(self, models: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([member(x).float().softmax(dim=-1) for member in self.members])
+        return probs.mean(dim=0).clamp_min(torch.finfo(torch.float32).tiny).log()
+
+
 def ensemble_errors(models: list[nn.Module], test: ImageSet, transform, *, batch_size: int = 500,
                     amp_dtype: torch.dtype | None = None) -> dict:
     """Top-1 test error (%) of each model and of their averaged softmax outputs (section 6's ensemble)."""
-    device = engine.model_device(models[0])
-    loader = TensorLoader(test, batch_size, transform=channels_last(transform), device=device)
-    for model in models:
-        model.eval()
-    misses = torch.zeros(len(models) + 1, device=device)  # each model's top-1 misses, then the ensemble's
-    for x, y in loader:
-        with engine.autocast(device, amp_dtype):
-            probs = torch.stack([model(x).float().softmax(dim=-1) for model in models])
-        misses += torch.stack([engine.topk_errors(p, y, ks=(1,))[0] for p in (*probs, probs.mean(0))])
-    errors = (100 * misses / len(test)).tolist()
-    return {"single": errors[:-1], "ensemble": errors[-1]}
+    loader = TensorLoader(test, batch_size, transform=channels_last(transform), device=engine.model_device(models[0]))
+
+    def top1(model: nn.Module) -> float:
+        return engine.error_rates(engine.evaluate(model, loader, amp_dtype))["top1"]
+
+    return {"single": [top1(model) for model in models], "ensemble": top1(Ensemble(models))}

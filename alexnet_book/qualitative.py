@@ -6,6 +6,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import predict
 from .backend import autocast
 
 
@@ -78,12 +79,5 @@ def same_class_rate(neighbours: torch.Tensor, query_labels: torch.Tensor, bank_l
     return 100 * (bank_labels[neighbours] == query_labels.unsqueeze(1)).float().mean().item()
 
 
-@torch.no_grad()
-def top5(model: nn.Module, images: torch.Tensor, transform, amp_dtype: torch.dtype | None = None):
-    """(probabilities, classes) of the five most probable classes per image, most probable first, on the CPU."""
-    device = next(model.parameters()).device
-    model.eval()
-    with autocast(device, amp_dtype):
-        logits = model(transform(images.to(device)))
-    probs, classes = logits.float().softmax(dim=1).topk(5, dim=1)
-    return probs.cpu(), classes.cpu()
+# Figure 4's five most probable labels: the one code path with `alexnet-book-predict` and notebook 12.
+top5 = predict.top5

@@ -123,13 +123,8 @@ def reproduce_minutes(profile_dir: Path) -> dict[str, float]:
 
 def describe_budget(notebook_dir: Path) -> str:
     """'15 epochs on 10,000 training images, 3 seeds' from the budget a notebook's metrics.json recorded."""
-    run = json.loads((notebook_dir / "metrics.json").read_text())["run"]
-    budget = run.get("budget")
-    seeds = len((budget or run)["seeds"])
-    if budget is None:  # a run from before metrics.json recorded its budget: what its history shows
-        history = notebook_dir / "history.csv"
-        epochs = f", {pd.read_csv(history)['epoch'].max()} epochs (from history.csv)" if history.exists() else ""
-        return f"{seeds} seed{'s' if seeds > 1 else ''}{epochs}; budget not recorded"
+    budget = json.loads((notebook_dir / "metrics.json").read_text())["run"]["budget"]  # runtime.setup records it
+    seeds = len(budget["seeds"])
     images = "all training images" if budget["train_size"] is None else f"{budget['train_size']:,} training images"
     return f"{budget['epochs']} epoch(s) on {images}, {seeds} seed{'s' if seeds > 1 else ''}"
 

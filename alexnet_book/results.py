@@ -68,14 +68,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def versions() -> dict[str, str]:
-    import matplotlib
+def versions() -> dict[str, str | None]:
     import numpy
     import pandas
     import torchvision
 
+    try:
+        import matplotlib
+    except ModuleNotFoundError:  # only figures need it: make gpu-check records a GPU image that lacks it
+        matplotlib = None
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "pandas": pandas.__version__, "matplotlib": matplotlib.__version__}
+            "numpy": numpy.__version__, "pandas": pandas.__version__,
+            "matplotlib": matplotlib.__version__ if matplotlib else None}
 
 
 def huge_page_allocations() -> bool:

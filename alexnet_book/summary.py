@@ -55,10 +55,9 @@ def layer_table(model: nn.Module, input_size: tuple[int, int, int] | None = None
     return pd.DataFrame(rows)
 
 
-# Figure 2's neurons per layer (conv1..fc8) and the paper's totals, section 3.5.
+# Figure 2's neurons per layer (conv1..fc8), section 3.5; the paper's totals are claims.PAPER_PARAMETERS/NEURONS.
 FIGURE2_NEURONS = {"conv1": 253_440, "conv2": 186_624, "conv3": 64_896, "conv4": 64_896, "conv5": 43_264,
                    "fc6": 4096, "fc7": 4096, "fc8": 1000}
-PAPER_PARAMETERS, PAPER_NEURONS = 60_000_000, 650_000
 
 
 def paper_comparison(table: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 
 It reads top to bottom: arguments -> config -> data -> model -> optimizer -> fit (engine.py:
 checkpoint, resume) -> ten-patch test -> logs. `torchrun --nproc_per_node=N -m alexnet_book.train ...`
-runs it data-parallel (distributed.py). Notebook 08 calls `main` with a profile's budget.
+runs it data-parallel (distributed.py). Notebook 08 calls `main` with a profile's budget; `--images DIR`
+trains on any folder of labelled images (folders.py), as notebook 12 does.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import data, distributed, engine
+from . import data, distributed, engine, folders
 from .augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, Normalize, TestTransform, TrainTransform, channels_last, rgb_pca
-from .engine import Interrupted, fit
+from .engine import FitOptions, Interrupted, fit
 from .loaders import FolderLoader, TensorLoader, shard
-from .model import LRN_CONVENTIONS, AlexNet, he_init_, paper_init_
+from .lrn import LRN_CONVENTIONS
+from .model import AlexNet, he_init_, paper_init_
 from .optim import Recipe
 from .profiles import get_profile
 from .results import results_root, run_record, shown
@@ -31,6 +33,7 @@ from .versions import check_versions
 
 
 NOTEBOOK = "08_full_training"  # the profiles' budget entry, and the default results folder
+OWN_IMAGES = "12_your_own_images"  # the budget entry of a run on --images
 INPUT = 224  # the network's input side (section 3.5)
 STATS_IMAGES = 1000  # ImageNet training images sampled for the channel mean and std
 # Settings a resumed run may change; changing any other needs --fresh or another --out.
@@ -89,6 +92,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     inputs.add_argument("--mean-only", action="store_true",
                         help="subtract the mean only, as the paper (default: also divide by the std)")
     inputs.add_argument("--data-root", help="default: $ALEXNET_BOOK_DATA")
+    inputs.add_argument("--images", type=Path, metavar="DIR",
+                        help=f"train on your own labelled images instead of the profile's data: {folders.LAYOUTS}; "
+                             f"epochs and batch from the profile's {OWN_IMAGES!r} budget, every image unless --train-size")
+    inputs.add_argument("--image-size", type=int, default=folders.SIDE,
+                        help="--images: the side images are resized to (shorter side, then the centre), 256 as the "
+                             "paper; training patches are 224/256 of it, resized to 224")
+    inputs.add_argument("--val-fraction", type=float, default=folders.VAL_FRACTION,
+                        help="--images in one tree: the share of each class held out for validation")
+    inputs.add_argument("--split-seed", type=int, default=0, help="--images in one tree: the seed of that split")
     inputs.add_argument("--workers", type=int,
                         help="decoding processes per GPU (ImageFolder data); default: the node's cores per process, at most 8")
     speed = p.add_argument_group("speed")
@@ -132,16 +144,22 @@ class StopRequest:
 def resolve_config(args: argparse.Namespace, device: torch.device) -> dict:
     """Every setting of the run, the profile's budget for this device filled in: what config.json records."""
     profile = get_profile(args.profile)
-    budget = profile.budget(NOTEBOOK, device.type)
+    budget = profile.budget(OWN_IMAGES if args.images else NOTEBOOK, device.type)
     config = {**vars(args), "profile": profile.name, "world_size": distributed.world_size()}
     for key in ("epochs", "batch_size", "train_size", "test_size"):
-        if config[key] is None:
-            config[key] = getattr(budget, key)
+        if config[key] is None:  # your own images: all of them (the budget's sizes are notebook 12's folder)
+            config[key] = 0 if args.images and key in ("train_size", "test_size") else getattr(budget, key)
     for key in ("train_size", "test_size"):
         config[key] = config[key] or None  # 0: all
     config["seed"] = profile.seed if args.seed is None else args.seed
     config["amp"] = args.amp or profile.amp or "float32"
-    config["out"] = args.out or results_root() / profile.name / NOTEBOOK
+    default_out = f"images-{args.images.resolve().name}" if args.images else NOTEBOOK
+    config["out"] = args.out or results_root() / profile.name / default_out
+    if args.images:
+        config["images"] = str(args.images.resolve())
+    else:  # a run on a profile's data keeps the config it always had, so its checkpoints still resume
+        for key in ("images", "image_size", "val_fraction", "split_seed"):
+            del config[key]
     if config["batch_size"] % config["world_size"]:
         raise UsageError(f"--batch-size {config['batch_size']} does not split over {config['world_size']} processes")
     return json.loads(json.dumps(config, default=str))  # as config.json will read back
@@ -207,7 +225,25 @@ def memory_inputs(profile, config: dict, device: torch.device) -> dict:
     """CIFAR-10 or synthetic shapes, held on the device (loaders.TensorLoader)."""
     with distributed.rank0_first():  # one process downloads, decodes and caches; the others read its cache
         train, test, mean, std = memory_sets(profile, config)
-    train_tf, test_tf, whole = transforms(train.images.shape[-1], mean, std, rgb_pca(train.images), config)
+    return tensor_loaders(train, test, mean, std, rgb_pca(train.images), config, device)
+
+
+def own_inputs(profile, config: dict, device: torch.device) -> dict:
+    """Your own labelled images (folders.py): decoded once at --image-size and held on the device like
+    CIFAR-10, normalized and lit with their own statistics; their record and split go to the run's folder."""
+    with distributed.rank0_first():  # one process decodes and caches; the others read its cache
+        own = folders.load(config["images"], config["image_size"], config["val_fraction"], config["split_seed"])
+    std = torch.ones(3) if config["mean_only"] else own.stats["std"]
+    train, val = own.train.subset(config["train_size"], config["seed"]), own.val.subset(config["test_size"], config["seed"])
+    lighting = (own.stats["eigval"], own.stats["eigvec"])
+    return {**tensor_loaders(train, val, own.stats["mean"], std, lighting, config, device),
+            "record": {**own.record, "mean_only": config["mean_only"]}, "split": own.split}
+
+
+def tensor_loaders(train: data.ImageSet, test: data.ImageSet, mean: torch.Tensor, std: torch.Tensor, lighting,
+                   config: dict, device: torch.device) -> dict:
+    """Training, test and ten-patch loaders over image sets in memory (loaders.TensorLoader)."""
+    train_tf, test_tf, whole = transforms(train.images.shape[-1], mean, std, lighting, config)
     shards = dict(device=device, rank=distributed.rank(), world_size=distributed.world_size())
     batch, eval_batch = config["batch_size"] // distributed.world_size(), config["eval_batch_size"]
     return {
@@ -285,7 +321,11 @@ def train(config: dict, device: torch.device) -> int:
     checkpoint = prepare_out(config)
     seed_everything(config["seed"] + distributed.rank())  # each rank its own dropout masks; DDP syncs the init
     dtype = amp_dtype(device, config["amp"])
-    inputs = (folder_inputs if profile.dataset == "imagenet" else memory_inputs)(profile, config, device)
+    load = own_inputs if config.get("images") else folder_inputs if profile.dataset == "imagenet" else memory_inputs
+    inputs = load(profile, config, device)
+    if main_rank and "record" in inputs:  # what alexnet-book-predict needs besides the weights, and the split
+        (out / "images.json").write_text(json.dumps(inputs["record"], indent=2) + "\n")
+        (out / "split.json").write_text(json.dumps(inputs["split"], indent=2) + "\n")
     batch = config["batch_size"] // distributed.world_size()
 
     model = make_model(config, len(inputs["classes"]))
@@ -315,16 +355,29 @@ def train(config: dict, device: torch.device) -> int:
     images_per_epoch = len(inputs["train"]) * config["batch_size"]
     with StopRequest() as stop:
         try:
+            options = FitOptions(checkpoint=checkpoint, write_checkpoint=main_rank, amp_dtype=dtype, desc=profile.name,
+                                 progress=main_rank, stop=distributed.agreed(stop),
+                                 on_epoch=(lambda h: with_speed(h, images_per_epoch).to_csv(out / "history.csv", index=False))
+                                 if main_rank else None)
             history = fit(net, inputs["train"], inputs["test"], optimizer=optimizer, epochs=config["epochs"],
-                          scheduler=scheduler, checkpoint=checkpoint, amp_dtype=dtype, desc=profile.name,
-                          progress=main_rank, stop=distributed.agreed(stop), write_checkpoint=main_rank,
-                          on_epoch=(lambda h: with_speed(h, images_per_epoch).to_csv(out / "history.csv", index=False))
-                          if main_rank else None)
+                          scheduler=scheduler, options=options)
         except Interrupted as interrupted:
             if main_rank:
                 print(f"{interrupted}; checkpoint saved in {out}: run the same command again to resume",
                       file=sys.stderr)
             return 130  # the shell's code for "ended by Ctrl-C"
+    if main_rank:
+        print(f"training: {with_speed(history, images_per_epoch)['img_per_s'].median():.1f} img/s "
+              f"(median over {len(history)} epochs)", file=sys.stderr)
+        if config.get("images"):
+            import matplotlib.pyplot as plt  # only where a figure is drawn
+
+            from .plots import train_test_curves
+
+            curves = history.assign(variant="AlexNet", seed=config["seed"])
+            fig = train_test_curves(curves, title=f"{Path(config['images']).name}: {len(inputs['classes'])} classes")
+            fig.savefig(out / "learning_curves.png", dpi=120, bbox_inches="tight")
+            plt.close(fig)  # saved, not shown: a notebook calling main would draw it again
     final = engine.error_rates(engine.evaluate(model, inputs["ten_patch"](), dtype, ten_crop=INPUT))
     if main_rank:
         record = {**run_record(profile.name, device, [config["seed"]], dtype_name(dtype)), "wall_time_s": time.perf_counter() - tic,
@@ -332,36 +385,6 @@ def train(config: dict, device: torch.device) -> int:
         (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
         print(pd.Series(final).round(2).to_string(), file=sys.stderr)
     return 0
-
-
-def budget_args(budget) -> list[str]:
-    """A profile's budget as this command's flags (size 0: every image)."""
-    return ["--epochs", str(budget.epochs), "--batch-size", str(budget.batch_size),
-            "--train-size", str(budget.train_size or 0), "--test-size", str(budget.test_size or 0)]
-
-
-def run_seeds(argv: list[str], out: Path, seeds) -> dict[int, dict]:
-    """`main(argv)` once per seed, each into its own folder `<out>-seed<s>` so that a rerun resumes every
-    seed from its own checkpoint; each seed's run.json record."""
-    records = {}
-    for seed in seeds:
-        folder = out.with_name(f"{out.name}-seed{seed}")
-        status = main([*argv, "--out", str(folder), "--seed", str(seed)])
-        if status != 0:
-            raise RuntimeError(f"{folder.name}: training stopped with status {status}; run it again to resume "
-                               "from its checkpoint")
-        records[seed] = json.loads((folder / "run.json").read_text())
-    return records
-
-
-def summary(record: dict) -> dict:
-    """One run.json as a table row: its ten-patch errors, epochs, training hours and median training speed.
-
-    The hours sum the history's per-epoch training seconds, which the checkpoint carries: run.json's
-    wall_time_s is only the last process's, and a run resumed just to evaluate would show minutes."""
-    history = pd.DataFrame(record["history"])
-    return {**record["final"], "epochs": len(history), "train hours": history["seconds"].sum() / 3600,
-            "train img/s": history["img_per_s"].median()}
 
 
 if __name__ == "__main__":

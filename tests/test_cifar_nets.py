@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from alexnet_book.cifar_nets import CifarAlexNet, ConvLocal, Layers80Sec, gaussian_init_
-from alexnet_book.model import LRN, count_parameters, torch_init_
+from alexnet_book.lrn import LRN
+from alexnet_book.model import count_parameters, torch_init_
 from alexnet_book.summary import alike_groups, layer_table, same_network_as
 
 
@@ -101,7 +102,7 @@ def test_cifar_alexnet_starts_from_he_init_and_torch_init_restores_the_default()
         fan_in = layer.weight[0].numel()
         assert layer.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.05)
         assert (layer.bias == 0).all()
-    assert "init: he_init_" in repr(net)  # so experiment.checkpoint_path changes with the init
+    assert "init: he_init_" in repr(net)  # so checkpoint.run_path changes with the init
     torch_init_(net)
     bound = 1 / conv3.weight[0].numel() ** 0.5  # PyTorch's kaiming_uniform(a=sqrt(5)) bound
     assert conv3.weight.abs().max().item() <= bound and (conv3.bias != 0).any()

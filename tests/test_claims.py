@@ -173,3 +173,10 @@ def test_every_claim_has_a_rule_and_a_regime():
 def test_claim_entry_rejects_unknown_ids_and_verdicts():
     with pytest.raises(ValueError, match="valid verdicts: reproduced, partly, not reproduced, inconclusive at this budget"):
         claims.claim_entry("C1", 1.0, "sort of", "")
+
+
+def test_direction_reads_the_interval_not_the_mean():
+    assert claims.direction(stats(1.0, 0.1, 3)) == "lowers"
+    assert claims.direction(stats(-1.0, 0.1, 3)) == "raises"
+    assert claims.direction(stats(0.2, 1.0, 3)) == "does not measurably change"  # the interval holds 0
+    assert claims.direction(stats(5.0, math.nan, 1)) == "does not measurably change"  # one seed: no interval

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet_book import data, engine, train
+from alexnet_book import data, engine, paper_runs, train
 from alexnet_book.augment import Normalize, TrainTransform
 from alexnet_book.loaders import TensorLoader
 from alexnet_book.profiles import get_profile
@@ -188,7 +188,7 @@ def run_fit(checkpoint, stop=None, epochs=3):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.5)
     history = engine.fit(model, loader, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
-                        checkpoint=checkpoint, progress=False, stop=stop)
+                         options=engine.FitOptions(checkpoint=checkpoint, progress=False, stop=stop))
     return model, history
 
 
@@ -233,21 +233,21 @@ def test_a_run_leaves_cudnn_benchmark_as_it_found_it(tmp_path, monkeypatch):
 
 def test_run_seeds_trains_each_seed_into_its_own_folder_and_says_which_failed(tmp_path):
     short = [*TINY[:2], "--epochs", "2", *TINY[4:]]
-    records = train.run_seeds(short, tmp_path / "net", seeds=(0, 1))
+    records = paper_runs.run_seeds(short, tmp_path / "net", seeds=(0, 1))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net-seed0", "net-seed1"]
     assert [records[s]["config"]["seed"] for s in (0, 1)] == [0, 1]
     assert not torch.equal(weights(tmp_path / "net-seed0")["features.conv1.weight"],
                            weights(tmp_path / "net-seed1")["features.conv1.weight"])
-    row = train.summary(records[1])
+    row = paper_runs.run_summary(records[1])
     assert row["epochs"] == 2 and row["train img/s"] > 0 and row["ten_top1"] == records[1]["final"]["ten_top1"]
-    rerun = train.run_seeds(short, tmp_path / "net", seeds=(1,))  # finished: resumes only to evaluate
-    assert train.summary(rerun[1])["train hours"] == row["train hours"] > 0
+    rerun = paper_runs.run_seeds(short, tmp_path / "net", seeds=(1,))  # finished: resumes only to evaluate
+    assert paper_runs.run_summary(rerun[1])["train hours"] == row["train hours"] > 0
     with pytest.raises(RuntimeError, match="net-seed2: training stopped with status 2"):
-        train.run_seeds([*short, "--profile", "nope"], tmp_path / "net", seeds=(2,))
+        paper_runs.run_seeds([*short, "--profile", "nope"], tmp_path / "net", seeds=(2,))
 
 
 def test_budget_args_hand_a_profile_budget_to_the_command():
     budget = get_profile("smoke").budget("08_full_training", "cpu")
-    args = train.parse_args(["--profile", "smoke", *train.budget_args(budget)])
+    args = train.parse_args(["--profile", "smoke", *paper_runs.budget_args(budget)])
     assert (args.epochs, args.batch_size) == (budget.epochs, budget.batch_size)
     assert args.train_size == (budget.train_size or 0) and args.test_size == (budget.test_size or 0)

@@ -73,7 +73,7 @@ def test_shard_matches_torch_distributed_sampler():
 
 
 TINY = ["--profile", "smoke", "--epochs", "1", "--train-size", "64", "--test-size", "32", "--batch-size", "16",
-        "--width", "0.0625", "--fc-size", "32", "--lr", "0.05", "--amp", "none", "--device", "cpu",
+        "--width", "0.0625", "--fc-size", "32", "--lr", "0.05", "--amp", "float32", "--device", "cpu",
         # the same arithmetic in both runs: no dropout masks and no random crops, which differ per rank;
         # PyTorch's init keeps this tiny net's activations small: with He's (the default) a ReLU flips sign
         # within four steps and the runs part by ~0.4% of the step, more than rounding

@@ -7,9 +7,12 @@ from torch import nn
 
 from alexnet_book import data
 from alexnet_book.augment import Normalize
-from alexnet_book.engine import NonFiniteLossError, error_rates, evaluate, fit, topk_errors, train_epoch
+from alexnet_book.engine import FitOptions, NonFiniteLossError, error_rates, evaluate, fit, topk_errors, train_epoch
 from alexnet_book.loaders import TensorLoader
 from alexnet_book.backend import seed_everything
+
+
+QUIET = FitOptions(progress=False)
 
 
 def small_net(dropout=0.0):
@@ -57,7 +60,7 @@ def test_fit_learns_synthetic_shapes_and_returns_history():
     model, (train, test) = small_net(), loaders(512)
     before = error_rates(evaluate(model, test))
     history = fit(model, train, test, optimizer=torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9),
-                  epochs=8, progress=False)
+                  epochs=8, options=QUIET)
     assert list(history.columns) == ["epoch", "lr", "train_loss", "train_top1", "train_top5",
                                      "test_loss", "test_top1", "test_top5", "seconds"]
     assert history["epoch"].tolist() == list(range(1, 9))
@@ -70,7 +73,7 @@ def test_scheduler_steps_once_per_epoch():
     model, (train, test) = small_net(), loaders()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.1)
-    history = fit(model, train, test, optimizer=optimizer, scheduler=scheduler, epochs=3, progress=False)
+    history = fit(model, train, test, optimizer=optimizer, scheduler=scheduler, epochs=3, options=QUIET)
     assert history["lr"].tolist() == pytest.approx([0.1, 0.01, 0.001])
 
 
@@ -80,7 +83,7 @@ def run(epochs, checkpoint=None):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
     history = fit(model, train, test, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
-                  checkpoint=checkpoint, progress=False)
+                  options=FitOptions(checkpoint=checkpoint, progress=False))
     return model, history
 
 
@@ -118,8 +121,8 @@ class NaNAfter(nn.Module):
 def test_nan_loss_stops_with_the_step(tmp_path):
     model, (train, _) = NaNAfter(step=5), loaders()
     with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 0, step 5"):
-        fit(model, train, optimizer=torch.optim.SGD(model.parameters(), lr=0.01), epochs=2, progress=False,
-            checkpoint=tmp_path / "ckpt.pt")
+        fit(model, train, optimizer=torch.optim.SGD(model.parameters(), lr=0.01), epochs=2,
+            options=FitOptions(checkpoint=tmp_path / "ckpt.pt", progress=False))
     assert not (tmp_path / "ckpt.pt").exists()  # nothing was saved from the broken epoch
 
 
@@ -130,7 +133,7 @@ def test_nan_guard_checks_every_block_of_steps():
 
 
 def test_a_mid_epoch_checkpoint_resumes_only_with_its_world_size():
-    from alexnet_book.engine import CheckpointMismatch, check_world_size
+    from alexnet_book.checkpoint import CheckpointMismatch, check_world_size
 
     taken_by_two = {"partial": {"step": 3}, "loader": [{"step": 3}, {"step": 3}]}
     with pytest.raises(CheckpointMismatch, match="middle of an epoch by 2 process"):
@@ -140,7 +143,7 @@ def test_a_mid_epoch_checkpoint_resumes_only_with_its_world_size():
 
 
 def test_a_cpu_run_saves_no_cuda_generator_state():
-    from alexnet_book.engine import rng_state
+    from alexnet_book.checkpoint import rng_state
 
     assert set(rng_state(torch.device("cpu"))) == {"cpu"}
 
@@ -175,8 +178,9 @@ def test_fit_ends_when_finished_says_so_and_a_rerun_trains_nothing_more(tmp_path
     seed_everything(0)
     model, (train, test) = small_net(), loaders()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    history = fit(model, train, test, optimizer=optimizer, epochs=5, checkpoint=ckpt, finished=finished, progress=False)
+    options = FitOptions(checkpoint=ckpt, finished=finished, progress=False)
+    history = fit(model, train, test, optimizer=optimizer, epochs=5, options=options)
     assert history["epoch"].tolist() == [1, 2] and calls == [1, 2]
     weights = model[0].weight.detach().clone()
-    again = fit(model, train, test, optimizer=optimizer, epochs=5, checkpoint=ckpt, finished=finished, progress=False)
+    again = fit(model, train, test, optimizer=optimizer, epochs=5, options=options)
     assert again["epoch"].tolist() == [1, 2] and torch.equal(model[0].weight, weights)

@@ -239,3 +239,29 @@ def test_ensemble_averages_softmax_outputs():
         probs = torch.stack([m.eval()(x).softmax(-1) for m in models])
     assert errors["single"] == pytest.approx([100 * (p.argmax(-1) != test.labels).float().mean().item() for p in probs])
     assert errors["ensemble"] == pytest.approx(100 * (probs.mean(0).argmax(-1) != test.labels).float().mean().item())
+
+def test_speedup_rows_become_the_stats_a_rule_judges_and_a_sentence():
+    row = pd.Series({"relu_epochs": 2.0, "tanh_epochs": 6.0, "ratio": 3.0, "ratio_std": 0.5, "n": 3, "bound": True})
+    assert experiment.ratio_spread(row) == {"mean": 3.0, "std": 0.5, "n": 3}
+    said = experiment.describe_speedup("pytorch", row)
+    assert "tanh in more than 6.00" in said and "at least 3.00x ± 0.50" in said
+    assert "more than" not in experiment.describe_speedup("pytorch", row.copy().replace({True: False}))
+
+
+def test_convergence_ratio_pairs_the_seeds():
+    converged = pd.DataFrame({"variant": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "epochs": [4, 6, 2, 2]})
+    ratio = experiment.convergence_ratio(converged, "a", baseline="b")
+    assert ratio["mean"] == pytest.approx(2.5) and ratio["n"] == 2
+
+
+def test_first_to_learn_is_the_first_variant_that_learned_in_every_run():
+    outcome = pd.DataFrame({"runs that learned": [0, 2, 3, 3]}, index=["paper", "bias 0", "caffe", "he"])
+    assert experiment.first_to_learn(outcome, runs=3) == "caffe"
+    assert experiment.first_to_learn(outcome, runs=4) is None
+    said = experiment.describe_init_trials(outcome, "caffe", epochs=8, steps=600)
+    assert "the paper's init had not started learning" in said and said.endswith("every run: caffe")
+
+
+def test_describe_schedule_says_when_the_rate_never_dropped():
+    assert "never dropped in 14 epochs" in experiment.describe_schedule(pd.Series({"paper": [], "torch": []}), 14)
+    assert "dropped in 1 of 2 runs" in experiment.describe_schedule(pd.Series({"paper": [5], "torch": []}), 14)

@@ -7,7 +7,8 @@ import torch
 matplotlib.use("Agg")
 
 from alexnet_book import data, plots, summary, timing  # noqa: E402
-from alexnet_book.model import LRN, AlexNet  # noqa: E402
+from alexnet_book.lrn import LRN  # noqa: E402
+from alexnet_book.model import AlexNet  # noqa: E402
 
 
 def test_image_grid_has_a_row_per_class():

@@ -78,7 +78,7 @@ def test_ranks_share_the_epoch_and_the_validation_set(tree):
 def test_the_command_trains_on_an_image_folder_end_to_end(tree, tmp_path):
     out = tmp_path / "run"
     args = ["--profile", "imagenet", "--data-root", str(tree), "--epochs", "1", "--batch-size", "4",
-            "--width", "0.0625", "--fc-size", "32", "--workers", "2", "--amp", "none", "--out", str(out)]
+            "--width", "0.0625", "--fc-size", "32", "--workers", "2", "--amp", "float32", "--out", str(out)]
     assert train.main(args) == 0
     history = pd.read_csv(out / "history.csv")
     assert len(history) == 1 and history["img_per_s"].iloc[0] > 0

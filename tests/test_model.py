@@ -9,8 +9,10 @@ import torch
 import torchvision
 from torch import nn
 
+from alexnet_book import lrn as lrn_module
 from alexnet_book.backend import exact_fp32
-from alexnet_book.model import LRN, LRN_CONVENTIONS, AlexNet, count_parameters, paper_init_
+from alexnet_book.lrn import LRN, LRN_CONVENTIONS
+from alexnet_book.model import AlexNet, count_parameters, paper_init_
 from alexnet_book.summary import layer_table
 from alexnet_book.towers import TwoTowerAlexNet, grouped_from_towers, towers_from_grouped
 from conftest import assert_close_in_norm
@@ -367,21 +369,20 @@ def test_layer_table_for_227_and_training_mode():
 
 
 def test_fused_lrn_is_the_eager_math_to_rounding():
-    from alexnet_book import model as model_module
 
     torch.manual_seed(0)
     x = (10 * torch.randn(4, 16, 6, 6)).contiguous(memory_format=torch.channels_last)
     lrn = LRN.convention("cuda-convnet", groups=2)
     grad = torch.randn_like(x)
     results = {}
-    for fused, way in ((True, contextlib.nullcontext), (False, model_module.unfused_lrn)):
+    for fused, way in ((True, contextlib.nullcontext), (False, lrn_module.unfused_lrn)):
         for dtype in (torch.float32, torch.bfloat16):
             inp = x.to(dtype, copy=True).requires_grad_()
             with way(), torch.autocast("cpu", dtype=torch.bfloat16):
                 out = lrn(inp)
                 out.backward(grad.to(dtype))
             results[fused, dtype] = out.detach(), inp.grad
-    assert model_module._fused_forward.compiled is not None and model_module._fused_forward.enabled  # the fused path ran
+    assert lrn_module._fused_forward.compiled is not None and lrn_module._fused_forward.enabled  # the fused path ran
     # The compiled kernels evaluate pow with other vector code than eager's: a few fp32 roundings apart, which
     # the single rounding of the output to bf16 turns into at most one bf16 step of the largest element
     for dtype in (torch.float32, torch.bfloat16):
@@ -394,13 +395,12 @@ def test_fused_lrn_is_the_eager_math_to_rounding():
 
 
 def test_lrn_falls_back_to_eager_when_compiling_fails(monkeypatch):
-    from alexnet_book import model as model_module
 
     def broken(fn, **kwargs):
         raise RuntimeError("no C++ compiler")
 
-    stage = model_module._Fused(model_module._lrn_forward)
-    monkeypatch.setattr(model_module, "_fused_forward", stage)
+    stage = lrn_module._Fused(lrn_module._lrn_forward)
+    monkeypatch.setattr(lrn_module, "_fused_forward", stage)
     monkeypatch.setattr(torch, "compile", broken)
     x = 10 * torch.randn(2, 8, 3, 3)
     with pytest.warns(UserWarning, match="LRN runs unfused: torch.compile failed .*no C\\+\\+ compiler"):
@@ -410,7 +410,6 @@ def test_lrn_falls_back_to_eager_when_compiling_fails(monkeypatch):
 
 
 def test_out_of_memory_in_the_fused_lrn_is_raised_and_keeps_it_fused(monkeypatch):
-    from alexnet_book import model as model_module
 
     def out_of_memory(*args):
         try:
@@ -418,8 +417,8 @@ def test_out_of_memory_in_the_fused_lrn_is_raised_and_keeps_it_fused(monkeypatch
         except torch.OutOfMemoryError as oom:
             raise RuntimeError("dynamo wrapped it") from oom
 
-    stage = model_module._Fused(model_module._lrn_forward)
-    monkeypatch.setattr(model_module, "_fused_forward", stage)
+    stage = lrn_module._Fused(lrn_module._lrn_forward)
+    monkeypatch.setattr(lrn_module, "_fused_forward", stage)
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: out_of_memory)
     with pytest.raises(RuntimeError, match="dynamo wrapped it"):
         LRN.convention("paper")(torch.randn(2, 8, 3, 3))
@@ -427,11 +426,11 @@ def test_out_of_memory_in_the_fused_lrn_is_raised_and_keeps_it_fused(monkeypatch
 
 
 def test_fused_lrn_writes_inside_its_buffers_for_either_memory_format():
-    """Inductor's C++ kernels once ran their last vector store past the buffer (see model._cpu_simd_width):
+    """Inductor's C++ kernels once ran their last vector store past the buffer (see lrn._cpu_simd_width):
     glibc aborts the process, or the outputs are NaN. In a child process, so an abort fails only this test."""
     code = """if True:
         import torch
-        from alexnet_book import model as M
+        from alexnet_book import lrn as M
         for shape in [(2, 8, 3, 3), (2, 96, 55, 55), (3, 7, 2, 2)]:
             for layout in (torch.contiguous_format, torch.channels_last):
                 x = torch.randn(*shape).relu().contiguous(memory_format=layout)
@@ -446,12 +445,11 @@ def test_fused_lrn_writes_inside_its_buffers_for_either_memory_format():
 
 
 def test_fused_lrn_compiles_past_dynamos_default_of_eight_shapes(recwarn):
-    from alexnet_book import model as model_module
 
     lrn = LRN.convention("cuda-convnet")
     for batch in range(2, 12):  # ten shapes; dynamo alone would fall back to eager after 8
         x = torch.rand(batch, 8, 3, 3)
         torch.testing.assert_close(lrn(x), naive_lrn(x.double(), 5, 1e-4 / 5, 0.75, 2.0).float())
-    stage = model_module._fused_forward
+    stage = lrn_module._fused_forward
     assert stage.enabled and len(torch._dynamo.eval_frame._debug_get_cache_entry_list(stage.fn.__code__)) >= 10
     assert not [w for w in recwarn if "unfused" in str(w.message)]

@@ -17,7 +17,8 @@ def test_block_lists_every_claim_the_figures_that_exist_and_the_run_time(tmp_pat
     nb = tmp_path / "cifar" / "02_relu_vs_tanh"
     nb.mkdir(parents=True)
     (nb / "figure1.png").write_bytes(b"png")
-    run = {"device": "cpu: test", "versions": {"torch": "2", "python": "3.11"}, "git": "abc", "seeds": [0], "wall_time_s": 1}
+    run = {"device": "cpu: test", "versions": {"torch": "2", "python": "3.11"}, "git": "abc", "seeds": [0], "wall_time_s": 1,
+           "budget": {"epochs": 15, "train_size": 10_000, "seeds": [0, 1, 2]}}
     claim = {"id": "C1", "measured": 1.5, "spread": 0.1, "n": 3, "unit": "x", "verdict": "partly", "rule": "r", "note": ""}
     (nb / "metrics.json").write_text(json.dumps({"run": run, "metrics": {}, "claims": [claim]}))
     (tmp_path / "cifar" / "reproduce.json").write_text(json.dumps({"02_relu_vs_tanh": 120.0}))
@@ -27,10 +28,8 @@ def test_block_lists_every_claim_the_figures_that_exist_and_the_run_time(tmp_pat
     assert "1 partly" in block and "12 not measured yet" in block
     assert "figure1.png" in block and "lrn_ablation.png" not in block  # only figures that exist
     assert "took 2 minutes of notebook time on cpu: test" in block
-    assert "- **C1** (02_relu_vs_tanh): regime: every run crosses 25% training error; 1 seed; budget not recorded" in block
-    run["budget"] = {"epochs": 15, "train_size": 10_000, "seeds": [0, 1, 2]}
-    (nb / "metrics.json").write_text(json.dumps({"run": run, "metrics": {}, "claims": [claim]}))
-    assert "15 epoch(s) on 10,000 training images, 3 seeds" in report.readme_block("cifar")
+    assert ("- **C1** (02_relu_vs_tanh): regime: every run crosses 25% training error; "
+            "15 epoch(s) on 10,000 training images, 3 seeds") in block
     # a notebook continued from its checkpoints: its last process took 1 s, the book's record says 2 minutes
     records = report.run_records(tmp_path / "cifar")
     assert records[["notebook_min", "last_process_s"]].values.tolist() == [[2.0, 1]]

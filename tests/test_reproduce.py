@@ -90,3 +90,26 @@ def test_nbconvert_alone_keeps_every_update_of_an_outer_bar():
     nbconvert_text = CoalesceStreamsPreprocessor().preprocess(nb, {})[0].cells[0].outputs[0].text
     assert nbconvert_text == "run: 0%\nrun: 50%\nrun: 100%\n"
     assert reproduce.render_terminal(text) == "run: 100%\ninner 99%\n"  # one line per bar
+
+
+def test_a_notebook_run_keeps_the_kernels_tcp_warning_out_of_the_console(tmp_path):
+    """papermill's kernel logs "Kernel is running over TCP without encryption" to the console of every
+    `make reproduce` unless reproduce.KERNEL_ARGUMENTS quiets it; the notebook still runs."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    source = tmp_path / "tiny.ipynb"
+    parameters = nbformat.v4.new_code_cell("PROFILE = None", metadata={"tags": ["parameters"]})
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+              "language_info": {"name": "python"}}
+    notebook = nbformat.v4.new_notebook(cells=[parameters, nbformat.v4.new_code_cell("print(6 * 7)")], metadata=kernel)
+    nbformat.write(notebook, source)
+    code = ("import sys; from pathlib import Path; from alexnet_book.reproduce import run_notebook; "
+            "run_notebook(Path(sys.argv[1]), Path(sys.argv[2]), 'smoke')")
+    done = subprocess.run([sys.executable, "-c", code, str(source), str(tmp_path / "out.ipynb")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "without encryption" not in done.stderr + done.stdout
+    assert "42" in (tmp_path / "out.ipynb").read_text()

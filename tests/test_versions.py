@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import tomllib
 import warnings
 from importlib import metadata
@@ -88,8 +89,13 @@ def test_training_cli_checks_versions_first(monkeypatch):
         train.main(["--profile", "smoke", "--device", "cpu"])
 
 
-def test_requires_python_excludes_other_minors():
-    """pip refuses 3.10 and 3.12 with a clear message because of requires-python."""
+def test_requires_python_takes_3_11_to_3_13_as_the_makefile_does():
+    """pip refuses 3.10 and 3.14 with a clear message because of requires-python; the Makefile chooses the
+    Python that creates .venv by the same range."""
     supported = SpecifierSet(PYPROJECT["project"]["requires-python"])
-    assert "3.11.0" in supported and "3.11.9" in supported
-    assert "3.10.14" not in supported and "3.12.0" not in supported
+    assert "3.11.0" in supported and "3.12.3" in supported and "3.13.9" in supported
+    assert "3.10.14" not in supported and "3.14.0" not in supported
+    low, high = re.search(r"not \(3, (\d+)\) <= sys.version_info\[:2\] <= \(3, (\d+)\)",
+                          (REPO / "Makefile").read_text()).groups()
+    for minor in range(8, 16):
+        assert (int(low) <= minor <= int(high)) == (f"3.{minor}.0" in supported), minor
