@@ -258,7 +258,14 @@ class Splits:
 
     train: ImageSet
     val: ImageSet
-    test: ImageSet
+    test: ImageSet | None  # None where nothing may be reported (a learning-rate sweep)
+
+    def __iter__(self):  # train, val, test = splits
+        return iter((self.train, self.val, self.test))
+
+    def sizes(self) -> str:
+        return (f"{len(self.train):,} training, {len(self.val):,} validation (held-out training images) and "
+                f"{len(self.test or ()):,} test images")
 
 
 def split_validation(full: ImageSet, val_size: int, train_size: int | None, seed: int) -> tuple[ImageSet, ImageSet]:
@@ -284,18 +291,21 @@ def evenly_spaced(total: int, n: int) -> list[int]:
     return torch.linspace(0, total - 1, min(n, total)).long().tolist()
 
 
-def experiment_data(profile, budget) -> tuple[ImageSet, ImageSet]:
-    """Train and test sets of a section experiment (notebooks 02-07, 09, 10), cut to the budget.
+def experiment_data(profile, budget) -> Splits:
+    """Training, validation and test sets of a section experiment (notebooks 02-07, 09, 10), cut to the budget.
 
-    These are CIFAR-scale experiments in every real profile: the imagenet profile runs them on
-    CIFAR-10 too, and measures the ImageNet claims with the full training (notebook 08).
+    Validation is the profile's `val_size` training images outside every run's training subset
+    (split_validation); the training subset is the budget's `train_size` of the rest (all of it when None, so a
+    notebook that trains on every image trains on all but the validation set). These are CIFAR-scale
+    experiments in every real profile: the imagenet profile runs them on CIFAR-10 too (with cifar's validation
+    set), and measures the ImageNet claims with the full training (notebook 08).
     """
     if profile.dataset == "imagenet":
         from .profiles import PROFILES
 
         profile = PROFILES["cifar"]
-    return (load_dataset(profile, "train", limit=budget.train_size),
-            load_dataset(profile, "test", limit=budget.test_size))
+    train, val = split_validation(load_dataset(profile, "train"), profile.val_size, budget.train_size, profile.seed)
+    return Splits(train, val, load_dataset(profile, "test", limit=budget.test_size))
 
 
 # ---------------------------------------------------------------- ImageFolder (ImageNet, Imagenette)

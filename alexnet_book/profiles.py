@@ -43,6 +43,9 @@ class Profile:
     # "bfloat16" or "float32" force one.
     amp: str = "auto"
     synthetic_sizes: tuple[int, int] = (0, 0)  # (train, test) images, synthetic only
+    # Training images held out as the validation split of the section experiments (data.experiment_data): the
+    # learning-rate schedule, the early end, sweeps and regime checks read it, never the test set.
+    val_size: int = 0
     budgets: dict[str, Budget] = field(default_factory=dict)
 
     def budget(self, notebook: str, device_type: str | None = None) -> Budget:
@@ -155,6 +158,7 @@ PROFILES: dict[str, Profile] = {
         alexnet_size=224,
         amp="float32",  # CI's numbers are the same on every CPU
         synthetic_sizes=(2000, 500),
+        val_size=300,  # of the 2,000 synthetic training images; the largest smoke run trains on 1,000
         budgets={
             "00_setup": Budget(),
             "01_architecture": Budget(batch_size=4),
@@ -178,6 +182,9 @@ PROFILES: dict[str, Profile] = {
         description="real CIFAR-10 (50,000 train / 10,000 test, 32x32); hours on 2 CPU cores, minutes on a GPU",
         image_size=32,
         num_classes=10,
+        # 5,000 of the 50,000 training images, outside every run's training subset: a validation pass over them
+        # replaces the 10,000-image test pass of every epoch (the test set is read once, at the end of a run)
+        val_size=5_000,
         budgets={
             "00_setup": Budget(),
             "01_architecture": Budget(batch_size=16),
