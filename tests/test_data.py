@@ -261,3 +261,18 @@ def test_a_validation_split_that_cannot_be_had_says_why(val_size, train_size):
     full = data.ImageSet(torch.zeros(100, 3, 2, 2, dtype=torch.uint8), torch.arange(100), ())
     with pytest.raises(ValueError, match="validation"):
         data.split_validation(full, val_size=val_size, train_size=train_size, seed=0)
+
+
+def test_a_section_experiment_gets_three_splits_and_the_validation_set_is_the_same_for_every_budget():
+    from alexnet_book.profiles import PROFILES, Budget
+
+    smoke = PROFILES["smoke"]
+    small, whole = (data.experiment_data(smoke, Budget(train_size=n)) for n in (500, None))
+    train, val, test = small
+    assert (len(train), len(val), len(test)) == (500, smoke.val_size, smoke.synthetic_sizes[1])
+    assert len(whole.train) == smoke.synthetic_sizes[0] - smoke.val_size  # all but the validation set
+    assert torch.equal(whole.val.images, val.images)
+    assert torch.equal(train.images, data.load_dataset(smoke, "train", limit=500).images)  # the old subset
+    seen = {bytes(image.numpy()) for image in whole.train.images}
+    assert not any(bytes(image.numpy()) in seen for image in val.images)  # validation never trains
+    assert PROFILES["cifar"].val_size == 5_000 and "300 validation" in small.sizes()
