@@ -77,7 +77,8 @@ def train_seeds(name: str, make_model, recipe: Recipe, sets: Splits, *, seeds, t
                       epochs=recipe.epochs, options=options)
         history = history.assign(variant=name, seed=seed, plateau_drops=recipe.plateau_drops, patience=recipe.patience)
         histories.append(history)
-        finals.append({**history.iloc[-1].to_dict(), **test_errors(model, sets.test, test_transform, amp_dtype)})
+        # the test set's one reading: after training, on the final weights
+        finals.append({**history.iloc[-1].to_dict(), **final_test_errors(model, sets.test, test_transform, amp_dtype)})
         models.append(model)
     return Trained(pd.concat(histories, ignore_index=True), pd.DataFrame(finals), models)
 
@@ -87,7 +88,7 @@ def eval_loader(images: ImageSet, transform, device: torch.device) -> TensorLoad
     return TensorLoader(images, EVAL_BATCH, device=device, transform=channels_last(transform))
 
 
-def test_errors(model: nn.Module, test: ImageSet | None, transform, amp_dtype=None) -> dict[str, float]:
+def final_test_errors(model: nn.Module, test: ImageSet | None, transform, amp_dtype=None) -> dict[str, float]:
     """test_loss, test_top1, test_top5 of `model` as it is (a run's final weights); {} without a test set."""
     if test is None:
         return {}

@@ -127,7 +127,7 @@ def test_finals_hold_the_test_errors_of_the_final_weights_and_train_eval_is_eval
 
 
 class Sealed:
-    """An ImageSet that raises when anything reads it, unless `experiment.test_errors` (the final evaluation
+    """An ImageSet that raises when anything reads it, unless `experiment.final_test_errors` (the final evaluation
     of a run) is under way."""
 
     open = False
@@ -152,7 +152,7 @@ def test_nothing_but_the_final_evaluation_reads_the_test_set(monkeypatch, tmp_pa
     final evaluation, once per seed, after that seed's training has ended."""
     sets = splits()
     sealed = Splits(sets.train, sets.val, Sealed(sets.test))
-    events, final_evaluation, fit = [], experiment.test_errors, experiment.fit
+    events, final_evaluation, fit = [], experiment.final_test_errors, experiment.fit
 
     def unsealed(model, test, *args, **kwargs):
         events.append("test")
@@ -167,7 +167,7 @@ def test_nothing_but_the_final_evaluation_reads_the_test_set(monkeypatch, tmp_pa
         events.append("fit")
         return history
 
-    monkeypatch.setattr(experiment, "test_errors", unsealed)
+    monkeypatch.setattr(experiment, "final_test_errors", unsealed)
     monkeypatch.setattr(experiment, "fit", logged_fit)
     norm = Normalize.from_images(sets.train.images)
     recipe = Recipe(lr=0.05, epochs=6, batch_size=32, plateau_drops=2, patience=0)
