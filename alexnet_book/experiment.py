@@ -60,6 +60,9 @@ def train_seeds(name: str, make_model, recipe: Recipe, sets: Splits, *, seeds, t
     `test_transform` prepares every evaluated image (validation, the eval-mode training subset, test);
     `init(model)`, when given, re-initializes the fresh model (e.g. a paper-style Gaussian init).
     """
+    if test_transform is None and train_transform is not None:
+        raise ValueError("pass test_transform too: the validation, training-subset and test images are evaluated "
+                         "with it (e.g. the same Normalize as training, without augmentation)")
     device = torch.device(device)
     evaluate = {"val": eval_loader(sets.val, test_transform, device),
                 "train_eval": eval_loader(sets.train.subset(TRAIN_EVAL_IMAGES, TRAIN_EVAL_SEED), test_transform, device)}

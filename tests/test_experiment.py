@@ -187,7 +187,7 @@ def test_a_sweep_never_reads_the_test_set():
     sealed = Splits(sets.train, sets.val, Sealed(sets.test))
     norm = Normalize.from_images(sets.train.images)
     sweep = experiment.sweep_lr("tiny", tiny, Recipe(lr=0, epochs=1, batch_size=32), [0.05], sealed,
-                                train_transform=norm, extend=0)
+                                train_transform=norm, test_transform=norm, extend=0)
     assert sweep["val_top1"].tolist()[0] < 100
 
 
@@ -210,7 +210,7 @@ def test_sweep_scores_a_diverging_rate_as_100_and_best_lr_picks_the_lowest_error
     sets = splits(128)
     norm = Normalize.from_images(sets.train.images)
     sweep = experiment.sweep_lr("tiny", tiny, Recipe(lr=0, epochs=1, batch_size=32), [0.05, 1e12], sets,
-                                train_transform=norm, extend=0)
+                                train_transform=norm, test_transform=norm, extend=0)
     assert sweep["val_top1"].tolist() == [pytest.approx(sweep["val_top1"][0]), 100.0]
     assert sweep["val_top1"][0] < 100.0
     assert experiment.best_lr(sweep) == 0.05
@@ -244,9 +244,9 @@ def test_initial_model_is_where_train_seeds_started():
     sets = splits(64)
     norm = Normalize.from_images(sets.train.images)
     (still,) = experiment.train_seeds("t", tiny, Recipe(lr=0.0, epochs=1, batch_size=32), sets, seeds=[3],
-                                      train_transform=norm).models
+                                      train_transform=norm, test_transform=norm).models
     (moved,) = experiment.train_seeds("t", tiny, Recipe(lr=0.1, epochs=1, batch_size=32), sets, seeds=[3],
-                                      train_transform=norm).models
+                                      train_transform=norm, test_transform=norm).models
     start = experiment.initial_model(tiny, 3)
     assert all(torch.equal(a, b) for a, b in zip(still.parameters(), start.parameters()))
     assert not torch.equal(moved[0].weight, start[0].weight)
@@ -313,3 +313,10 @@ def test_first_to_learn_is_the_first_variant_that_learned_in_every_run():
 def test_describe_schedule_says_when_the_rate_never_dropped():
     assert "never dropped in 14 epochs" in experiment.describe_schedule(pd.Series({"paper": [], "torch": []}), 14)
     assert "dropped in 1 of 2 runs" in experiment.describe_schedule(pd.Series({"paper": [5], "torch": []}), 14)
+
+
+def test_train_seeds_wants_the_test_time_transform_beside_the_training_one():
+    sets = splits(64)
+    norm = Normalize.from_images(sets.train.images)
+    with pytest.raises(ValueError, match="pass test_transform too"):  # else validation would see raw pixels
+        experiment.train_seeds("t", tiny, Recipe(lr=0.1, epochs=1, batch_size=32), sets, seeds=[0], train_transform=norm)
