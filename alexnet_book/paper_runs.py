@@ -33,6 +33,15 @@ def run_seeds(argv: list[str], out: Path, seeds) -> dict[int, dict]:
     return records
 
 
+def histories(records: dict[tuple[str, int], dict]) -> pd.DataFrame:
+    """Every run's per-epoch history ({(net, seed): run.json record}) as one frame, with variant and seed, and
+    the plateau_drops and patience its schedule ran with (regime.converged reads them). Its val_* columns are
+    the CLI's held-out images, which the schedule read."""
+    return pd.concat([pd.DataFrame(r["history"]).assign(variant=net, seed=seed, plateau_drops=r["config"]["plateau_drops"],
+                                                        patience=r["config"]["patience"])
+                      for (net, seed), r in records.items()], ignore_index=True)
+
+
 def run_summary(record: dict) -> dict:
     """One run.json as a table row: its ten-patch errors, epochs, training hours and median training speed.
 
