@@ -106,3 +106,10 @@ def overfitting_gap(history: pd.DataFrame, variant: str) -> float:
     regime check of C5, C7 and C9 (claims.overfits)."""
     final = with_gap(last_epoch(history))
     return float(final.loc[final["variant"] == variant, "gap"].mean())
+
+
+def final_train_error(history: pd.DataFrame, variant: str) -> float:
+    """Final eval-mode training top-1 error of `variant` (%), mean over seeds: C12's regime check, whether the
+    nets memorised their training images (claims.MEMORISED_BELOW)."""
+    final = last_epoch(history)
+    return float(final.loc[final["variant"] == variant, "train_eval_top1"].mean())
