@@ -127,14 +127,14 @@ def dropout_gap_gain(history: pd.DataFrame, worse: str, better: str) -> dict:
     return paired_gain(regime.with_gap(last_epoch(history)), worse, better, column="gap")
 
 
-def judge_gain(results, claim_id: str, trained, worse: str, better: str, rule: Callable[..., Judgement], unit: str,
-               *, column: str = "test_top1", note: str = "", regime_record: dict | None = None,
-               **rule_args) -> tuple[dict, Judgement]:
-    """The paired gain of `better` over `worse` on `trained.finals` (`column`, test errors of the final weights),
-    its state on the validation curves (regime.gain_state), `rule(gain, state=..., **rule_args)` and
+def judge_gain(results, claim_id: str, history: pd.DataFrame, finals: pd.DataFrame, worse: str, better: str,
+               rule: Callable[..., Judgement], unit: str, *, column: str = "test_top1", note: str = "",
+               regime_record: dict | None = None, **rule_args) -> tuple[dict, Judgement]:
+    """The paired gain of `better` over `worse` on `finals` (`column`, test errors of the final weights), its
+    state on the validation curves of `history` (regime.gain_state), `rule(gain, state=..., **rule_args)` and
     results.judged, in one call. Returns the gain and the Judgement."""
-    gain = paired_gain(trained.finals, worse, better, column)
-    state = regime.gain_state(trained.history, worse, better)
+    gain = paired_gain(finals, worse, better, column)
+    state = regime.gain_state(history, worse, better)
     judgement = rule(gain, state=state, **rule_args)
     results.judged(claim_id, gain, judgement, unit=unit, note=note, regime={"gain": state, **(regime_record or {})})
     return gain, judgement

@@ -8,7 +8,6 @@ from torch import nn
 
 from alexnet_book import claims, data, experiment, measures, regime
 from alexnet_book.augment import Normalize, channels_last
-from alexnet_book.experiment import Trained
 from alexnet_book.results import Results
 
 
@@ -112,7 +111,7 @@ def test_judge_gain_pairs_finals_reads_state_on_the_history_and_records():
     finals = pd.DataFrame({"variant": ["a"] * 3 + ["b"] * 3, "seed": [0, 1, 2] * 2, "epoch": 8,
                            "test_top1": [20.0, 21.0, 22.0, 17.0, 18.0, 19.5]})
     results = Results("x", "smoke", torch.device("cpu"), seeds=(0, 1, 2))
-    gain, judgement = measures.judge_gain(results, "C4", Trained(history, finals, []), "a", "b", claims.c4_lrn_cifar,
+    gain, judgement = measures.judge_gain(results, "C4", history, finals, "a", "b", claims.c4_lrn_cifar,
                                           unit="points")
     assert gain["per_seed"] == [3.0, 3.0, 2.5]
     (entry,) = results.claims
