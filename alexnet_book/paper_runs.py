@@ -64,7 +64,7 @@ def c10_entry(final: pd.DataFrame, net: str, profile) -> dict:
     judged on ILSVRC (the imagenet profile); elsewhere not measured, the profile's numbers in the note."""
     errors = final.xs(net, level="net").mean()
     imagenet = profile.dataset == "imagenet"
-    verdict, rule, note = claims.c10_imagenet_error(errors.ten_top1, errors.ten_top5, imagenet)
+    verdict, rule, note, _ = claims.c10_imagenet_error(errors.ten_top1, errors.ten_top5, imagenet)  # no threshold range
     if imagenet:
         return dict(measured=f"{errors.ten_top1:.1f} / {errors.ten_top5:.1f}", verdict=verdict, rule=rule,
                     unit="% top-1 / top-5 error", note=note)
