@@ -1,38 +1,54 @@
 """The paper's claims C1..C13 (shared/paper/alexnet-paper-facts.md) and the rule that judges each.
 
-A verdict is one of five words. Every rule below returns (verdict, rule text, note) and is
-unit-tested; notebooks measure, call the rule and record what it returns (results.Results).
+A verdict is one of five words. Every rule below returns a Judgement (verdict, rule text, note, and the
+verdict at each threshold of a declared range where the measure has one) and is unit-tested; notebooks
+measure, call the rule and record what it returns (results.Results.judged).
 
-- reproduced: the effect is real (its interval, mean ± 2 standard errors over seeds, excludes
-  zero) and at least half the paper's size;
+The estimate a rule reads is a stats.Interval: a 95% Student-t interval over seeds for a paired
+per-seed measure (`ci`), or a paired bootstrap over test images where one model or ensemble is
+compared with another (C8, C13). Its n says what it counts.
+
+- reproduced: the effect is real (the interval excludes zero) and at least half the paper's size;
 - partly: real and of the paper's sign, but smaller than half the paper's;
 - not reproduced: the interval excludes the paper's effect and does not show a real one:
   evidence against the claim;
-- inconclusive at this budget: the interval covers both zero and the paper's effect, or one
-  seed only, or the runs did not reach the regime the claim speaks about (converged nets, a net
-  that overfits, a threshold crossed), or a bound that does not pass its line;
+- inconclusive at this budget: the interval covers both zero and the paper's effect, or one seed
+  only, or the runs did not reach the regime the claim speaks about (converged nets, a net that
+  overfits, a threshold crossed), or the verdict changes inside the declared range of a threshold
+  the measure depends on;
 - not measured at this scale: the claim needs ImageNet.
 
-A short run is not evidence against the paper: the regime check comes first. This module imports
-nothing from the package, so every other module may import it.
+A short run is not evidence against the paper: the regime check comes first. This module imports only
+stats (which imports nothing from the package), so every other module may import it.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import pandas as pd
+
+from .stats import Interval, from_summary
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive at this budget", "not measured at this scale")
 REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURED = VERDICTS
-STANDARD_ERRORS = 2  # the half-width of every interval, in standard errors of the mean over seeds
-OVERFIT_GAP = 10.0  # points of test minus train error from which a net counts as overfitting
+OVERFIT_GAP = 10.0  # points of validation minus eval-mode training error from which a net counts as overfitting
 CONVERGED_WITHIN = 0.5  # points: a run has converged when its last epochs no longer beat its earlier best by more
 MOVED_FROM_START = 1.0  # C11: conv1 kernels have moved when |W - W0| / |W0| reaches this
-# Where a paired gain (the variant with the paper's ingredient, "better", against the one without it, "worse";
-# experiment.gain_state) stands at the end of training: every run of both stopped improving; only the worse
-# variant's (the gain can only widen: a lower bound); or the worse variant still improving, when even the
-# gain's sign may change.
-CONVERGED, LOWER_BOUND, STILL_IMPROVING = GAIN_STATES = ("converged", "lower bound", "still improving")
+MEMORISED_BELOW = 5.0  # C12: a net whose eval-mode training error ends below this many percent memorised its data
+# The declared ranges (protocol v2, issue 32): a verdict must hold at every threshold of its range, else it is
+# inconclusive at this budget. Centred on the value each rule used in protocol v1.
+C1_LINES = (20.0, 25.0, 30.0)  # % training error; the paper's Figure 1 line is 25%
+OVERFIT_LINES = (7.5, OVERFIT_GAP, 12.5)
+TRAVEL_LINES = (0.75, MOVED_FROM_START, 1.25)
+# Where a paired gain between two trained variants stands at the end (regime.gain_state): every run of both
+# annealed (the schedule spent, or the validation curve flat by the slope test), or some run still improving,
+# when even the gain's sign may change. Protocol v1 also had "lower bound" (only the variant without the paper's
+# ingredient converged); its argument, that the gain can only widen, fails for a net that overfits, whose error
+# rises later, so v2 drops it.
+CONVERGED, STILL_IMPROVING = GAIN_STATES = ("converged", "still improving")
 
 
 @dataclass(frozen=True)
@@ -71,252 +87,308 @@ CLAIMS: dict[str, Claim] = {
 
 
 def claim_entry(claim_id: str, measured, verdict: str, rule: str, *, spread=None, n: int | None = None,
-                unit: str = "", note: str = "", regime: dict | None = None) -> dict:
-    """One claim entry for metrics.json; rejects unknown ids and verdicts."""
+                unit: str = "", note: str = "", regime: dict | None = None, interval: dict | None = None,
+                sensitivity: str = "") -> dict:
+    """One claim entry for metrics.json; rejects unknown ids and verdicts. `interval`: the estimate's
+    stats.Interval.as_dict() (bounds, what n counts, which kind); `sensitivity`: the verdict at each
+    threshold of a declared range (Judgement.sensitivity_text)."""
     if claim_id not in CLAIMS:
         raise ValueError(f"unknown claim id {claim_id!r}; valid ids: {', '.join(CLAIMS)}")
     if verdict not in VERDICTS:
         raise ValueError(f"unknown verdict {verdict!r}; valid verdicts: {', '.join(VERDICTS)}")
     return {"id": claim_id, "paper": CLAIMS[claim_id].paper, "measured": measured, "spread": spread, "n": n,
-            "unit": unit, "verdict": verdict, "rule": rule, "note": note, "regime": regime}
+            "unit": unit, "verdict": verdict, "rule": rule, "note": note, "regime": regime, "interval": interval,
+            "sensitivity": sensitivity}
 
 
 # ---------------------------------------------------------------- the shared pieces
 
 
-def interval(stats: dict) -> tuple[float, float]:
-    """mean ± 2 standard errors of a per-seed statistic {"mean", "std", "n"}; infinite for one seed."""
-    if stats["n"] < 2 or not math.isfinite(stats["std"]):
-        return -math.inf, math.inf
-    half = STANDARD_ERRORS * stats["std"] / math.sqrt(stats["n"])
-    return stats["mean"] - half, stats["mean"] + half
+class Judgement(NamedTuple):
+    """What a rule returns: the verdict, the rule's text, a note on the regime, and, for a measure with a
+    threshold, the verdict at each threshold of its declared range (a table; None without a threshold)."""
+
+    verdict: str
+    rule: str
+    note: str
+    sensitivity: pd.DataFrame | None = None
+
+    @property
+    def sensitivity_text(self) -> str:
+        """'20: reproduced; 25: reproduced; 30: partly' for claims.csv; '' without a threshold."""
+        if self.sensitivity is None:
+            return ""
+        return "; ".join(f"{_show(t)}: {v}" for t, v in self.sensitivity["verdict"].items())
 
 
-def direction(stats: dict, lower: str = "lowers", higher: str = "raises") -> str:
-    """Which way a per-seed difference (worse minus better, e.g. experiment.paired_gain) points, by its
-    interval: `lower` when all of it is above 0, `higher` when all is below, else "does not measurably change"."""
-    low, high = interval(stats)
-    return lower if low > 0 else higher if high < 0 else "does not measurably change"
+def ci(estimate: dict | Interval) -> Interval:
+    """The interval a rule reads: an Interval as given (a bootstrap, say), or the 95% Student-t interval
+    over seeds of a per-seed statistic {"mean", "std", "n"} (stats.from_summary)."""
+    if isinstance(estimate, Interval):
+        return estimate
+    return from_summary(estimate["mean"], estimate["std"], estimate["n"])
 
 
-def effect_verdict(stats: dict, paper: float, regime_reached: bool = True) -> str:
+def direction(estimate: dict | Interval, lower: str = "lowers", higher: str = "raises") -> str:
+    """Which way a difference (worse minus better, e.g. experiment.paired_gain) points, by its interval:
+    `lower` when all of it is above 0, `higher` when all is below, else "does not measurably change"."""
+    interval = ci(estimate)
+    return lower if interval.low > 0 else higher if interval.high < 0 else "does not measurably change"
+
+
+def effect_verdict(estimate: dict | Interval, paper: float, regime_reached: bool = True) -> str:
     """The five-word verdict for "this lowers error by `paper`" (or any effect the paper gives as positive)."""
-    if not regime_reached or stats["n"] < 2:
+    interval = ci(estimate)
+    if not regime_reached or not interval.bounded:
         return INCONCLUSIVE
-    low, high = interval(stats)
-    if low > 0:
-        return REPRODUCED if stats["mean"] >= paper / 2 else PARTLY
-    return NOT_REPRODUCED if high < paper else INCONCLUSIVE
+    if interval.low > 0:
+        return REPRODUCED if interval.mean >= paper / 2 else PARTLY
+    return NOT_REPRODUCED if interval.high < paper else INCONCLUSIVE
 
 
-def effect_rule(paper: float, unit: str = "points") -> str:
-    return (f"interval = mean ± {STANDARD_ERRORS} standard errors over seeds; reproduced: excludes 0 and the mean is at "
-            f"least half the paper's {paper:g} {unit}; partly: excludes 0, smaller; not reproduced: includes 0 and "
-            f"excludes {paper:g}; otherwise, with one seed, or outside the regime: inconclusive at this budget")
-
-
-def unsettled(stats: dict, verdict: str, verdict_of) -> str:
-    """A caveat when the verdict sits on a line of its rule: when a mean one standard error higher or lower
-    (where other seeds could put it) would give another verdict under `verdict_of(stats)`; "" when it
-    would not. For a gain judged 'not reproduced', that is an interval whose end nearly reaches the paper's
-    effect."""
-    if stats["n"] < 2 or not math.isfinite(stats["std"]):
-        return ""
-    sem = stats["std"] / math.sqrt(stats["n"])
-    for direction, word in ((1, "higher"), (-1, "lower")):
-        other = verdict_of({**stats, "mean": stats["mean"] + direction * sem})
-        if other != verdict:
-            low, high = interval(stats)
-            return (f"on a line of the rule, so the verdict is not settled: a mean one standard error ({sem:.2f}) "
-                    f"{word} would make it {other} (interval {low:.2f} to {high:.2f})")
-    return ""
+def effect_rule(paper: float, unit: str = "points", over: str = "a 95% Student-t interval over seeds") -> str:
+    return (f"{over}; reproduced: it excludes 0 and the mean is at least half the paper's {paper:g} {unit}; partly: "
+            f"excludes 0, smaller; not reproduced: includes 0 and excludes {paper:g}; otherwise, with one seed, or "
+            "outside the regime: inconclusive at this budget")
 
 
 def describe(stats: dict, digits: int = 2) -> str:
     """'1.23 ± 0.45 (n=3)': mean ± standard deviation over seeds."""
-    spread = f" ± {stats['std']:.{digits}f}" if stats["n"] > 1 and math.isfinite(stats["std"]) else ""
-    return f"{stats['mean']:.{digits}f}{spread} (n={stats['n']})"
+    interval = ci(stats)
+    spread = f" ± {interval.sd:.{digits}f}" if interval.bounded else ""
+    return f"{interval.mean:.{digits}f}{spread} (n={interval.n})"
 
 
-def judged(verdict: str, rule: str, regime_note: str, stats: dict | None = None,
-           verdict_of=None) -> tuple[str, str, str]:
-    """(verdict, rule, note), the note saying whether the regime was reached and, when `verdict_of` (the
-    rule as a function of the statistic) is given, whether the verdict sits on a line (`unsettled`)."""
-    notes = [regime_note]
-    if stats is not None and verdict_of is not None and verdict != INCONCLUSIVE:
-        notes.append(unsettled(stats, verdict, verdict_of))
-    return verdict, rule, "; ".join(n for n in notes if n)
+def robust_verdict(judge: Callable, thresholds: Iterable, name: str) -> tuple[str, str, pd.DataFrame]:
+    """Judge at every threshold of a declared range: (the common verdict when all agree, else inconclusive at
+    this budget; a note naming what the verdict is sensitive to, "" when nothing; the table of verdicts).
+
+    `judge(threshold)` returns a verdict, or a mapping with a "verdict" key whose other keys (the measure at
+    that threshold) become table columns. The argument: a threshold such as "25% training error" or "10
+    points of overfitting" is a convention, not the paper's claim; a verdict that a reasonable other choice
+    would change rests on the convention, so it decides nothing.
+    """
+    thresholds = list(thresholds)
+    if not thresholds:
+        raise ValueError("robust_verdict needs a declared range: at least one threshold")
+    rows = [result if isinstance(result, Mapping) else {"verdict": result} for result in map(judge, thresholds)]
+    table = pd.DataFrame(rows, index=pd.Index(thresholds, name=name))
+    unknown = set(table["verdict"]) - set(VERDICTS)
+    if unknown:
+        raise ValueError(f"unknown verdict(s) {', '.join(sorted(unknown))}; valid verdicts: {', '.join(VERDICTS)}")
+    verdicts = table["verdict"].unique()
+    if len(verdicts) == 1:
+        return verdicts[0], "", table
+    where = "; ".join(f"{v} at {', '.join(_show(t) for t in table.index[table['verdict'] == v])}" for v in verdicts)
+    return INCONCLUSIVE, f"sensitive to the {name}: {where}", table
 
 
-def gain_claim(stats: dict, paper: float, regime_reached: bool, regime_note: str, unit: str = "points",
-               state: str | None = None):
-    """A paired gain over seeds judged by `effect_verdict`: (verdict, rule, note). `state` (GAIN_STATES), for
-    a gain between two trained variants, says whether training had settled it: a lower bound decides only
-    when it passes the line of "reproduced"; a gain whose worse variant was still improving decides nothing.
-    None: not such a gain (e.g. ten patches against one on the same nets)."""
+def _show(threshold) -> str:
+    return f"{threshold:g}" if isinstance(threshold, float | int) else str(threshold)
+
+
+def _notes(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
+
+
+def gain_claim(estimate: dict | Interval, paper: float, regime_reached: bool, regime_note: str,
+               unit: str = "points", state: str | None = None) -> Judgement:
+    """A gain judged by `effect_verdict`. `state` (GAIN_STATES), for a gain between two trained variants:
+    a gain whose runs had not all converged decides nothing, since the still-improving runs could move it
+    either way. None: not such a gain (e.g. ten patches against one on the same nets)."""
     if state is not None and state not in GAIN_STATES:
         raise ValueError(f"unknown gain state {state!r}; valid: {', '.join(GAIN_STATES)}")
-    def verdict_of(gain: dict) -> str:
-        verdict = effect_verdict(gain, paper, regime_reached and state != STILL_IMPROVING)
-        return INCONCLUSIVE if state == LOWER_BOUND and verdict != REPRODUCED else verdict
+    interval = ci(estimate)
+    over = f"a 95% {interval.kind} interval over {interval.counts}"
+    verdict = effect_verdict(interval, paper, regime_reached and state != STILL_IMPROVING)
+    return Judgement(verdict, effect_rule(paper, unit, over), _notes(regime_note, state and _state_note(state)))
 
-    note = "; ".join(n for n in (regime_note, state and _state_note(state)) if n)
-    return judged(verdict_of(stats), effect_rule(paper, unit), note, stats, verdict_of)
+
+def overfit_claim(estimate: dict | Interval, paper: float, gap: float, net: str, state: str | None,
+                  regime_note: str = "") -> Judgement:
+    """A gain whose regime is a net that overfits (C5, C7), judged at every line of OVERFIT_LINES."""
+    def judge(line: float) -> str:
+        return gain_claim(estimate, paper, overfits(gap, line), "", state=state).verdict
+
+    verdict, sensitivity, table = robust_verdict(judge, OVERFIT_LINES, "overfitting line (points)")
+    base = gain_claim(estimate, paper, overfits(gap), "", state=state)
+    return Judgement(verdict, base.rule + f"; at every overfitting line of {_lines(OVERFIT_LINES)} points",
+                     _notes(regime_note, _overfit_note(gap, net), base.note, sensitivity), table)
+
+
+def _lines(lines) -> str:
+    return ", ".join(_show(line) for line in lines)
 
 
 # ---------------------------------------------------------------- one rule per claim
 
 
-def c1_relu_speedup(ratio: dict, crossed: bool) -> tuple[str, str, str]:
-    """C1: epochs to 25% training error, tanh over ReLU, per seed. `crossed`: every run reached 25%
-    (otherwise ratio["mean"] is a lower bound, which decides only when the bound itself passes a line)."""
-    rule = (f"speed-up r = tanh epochs / ReLU epochs to 25% training error, per seed; {effect_rule(5, 'x over 1x')}; "
-            "a lower bound (some run never crossed 25%) is reproduced only when the bound is at least 3.5x, "
-            "else inconclusive")
+def c1_relu_speedup(ratios: Mapping[float, dict], crossed: Mapping[float, bool]) -> Judgement:
+    """C1: epochs to a training-error line, tanh over ReLU, per seed, at every line of C1_LINES (`ratios` and
+    `crossed`, whether every run reached that line, keyed by the line). Where some run never crossed a line
+    the ratio there is a lower bound, which decides only when the bound itself reaches "reproduced"."""
+    rule = (f"speed-up r = tanh epochs / ReLU epochs to a training-error line, per seed, as an effect r - 1; "
+            f"{effect_rule(5, 'x over 1x')}; a lower bound (some run never crossed the line) is reproduced only "
+            f"when the bound is; at every line of {_lines(C1_LINES)}% training error")
 
-    def verdict_of(speedup: dict) -> str:
-        return effect_verdict({**speedup, "mean": speedup["mean"] - 1}, 5)  # a speed-up of 1x is no effect
+    def judge(line: float) -> dict:
+        ratio = ratios[line]
+        verdict = effect_verdict({**ratio, "mean": ratio["mean"] - 1}, 5)  # a speed-up of 1x is no effect
+        if not crossed[line] and verdict != REPRODUCED:
+            verdict = INCONCLUSIVE
+        return {"verdict": verdict, "speed-up": round(ratio["mean"], 2), "every run crossed": crossed[line]}
 
-    if not crossed:
-        bound = REPRODUCED if verdict_of(ratio) == REPRODUCED else INCONCLUSIVE
-        return judged(bound, rule, "a lower bound: some runs never crossed 25% (regime not reached)")
-    return judged(verdict_of(ratio), rule, "every run crossed 25%", ratio, verdict_of)
+    verdict, sensitivity, table = robust_verdict(judge, C1_LINES, "training-error line (%)")
+    regime = ("every run crossed every line" if all(crossed[line] for line in C1_LINES)
+              else "some runs never crossed a line: a lower bound there (regime not reached)")
+    return Judgement(verdict, rule, _notes(regime, sensitivity), table)
 
 
-def c2_two_gpus(gain: dict, converged: bool) -> tuple[str, str, str]:
+def c2_two_gpus(gain: dict | Interval, converged: bool) -> Judgement:
     """C2: top-1 gain (points, ten patches) of the grouped two-GPU net over the one-GPU net, per seed."""
     return gain_claim(gain, 1.7, converged, _converged_note(converged))
 
 
-def c3_lrn_imagenet() -> tuple[str, str, str]:
-    return NOT_MEASURED, "needs two ILSVRC-2012 trainings of the full net, with and without LRN", \
-        "not measured at CIFAR scale: needs ILSVRC-2012 (the imagenet profile)"
+def c3_lrn_imagenet() -> Judgement:
+    return Judgement(NOT_MEASURED, "needs two ILSVRC-2012 trainings of the full net, with and without LRN",
+                     "not measured at CIFAR scale: needs ILSVRC-2012 (the imagenet profile)")
 
 
-def c4_lrn_cifar(gain: dict, state: str) -> tuple[str, str, str]:
+def c4_lrn_cifar(gain: dict | Interval, state: str) -> Judgement:
     """C4: test error points LRN saves on the -11pct net, per seed (paper: 13% -> 11%, 2 points)."""
     return gain_claim(gain, 2.0, True, "", state=state)
 
 
-def c5_overlapping_pooling(gain: dict, z2_gap: float, state: str) -> tuple[str, str, str]:
+def c5_overlapping_pooling(gain: dict | Interval, z2_gap: float, state: str) -> Judgement:
     """C5: top-1 points z=3 saves against z=2, per seed (paper 0.4), once the z=2 net overfits (its final
-    test-train gap `z2_gap`, experiment.overfitting_gap)."""
-    return gain_claim(gain, 0.4, overfits(z2_gap), _overfit_note(z2_gap, "the z=2 net"), state=state)
+    validation minus eval-mode training error `z2_gap`, regime.overfitting_gap)."""
+    return overfit_claim(gain, 0.4, z2_gap, "the z=2 net", state)
 
 
-# Section 3.5's totals: "60 million parameters and 650,000 neurons".
 PAPER_PARAMETERS, PAPER_NEURONS = 60_000_000, 650_000
 
 
-def c6_size(parameters: int, neurons: int) -> tuple[str, str, str]:
+def c6_size(parameters: int, neurons: int) -> Judgement:
     """C6: within 5% of the paper's 60M parameters and 650,000 neurons."""
     close = abs(parameters / PAPER_PARAMETERS - 1) < 0.05 and abs(neurons / PAPER_NEURONS - 1) < 0.05
-    return (REPRODUCED if close else NOT_REPRODUCED, "within 5% of 60M parameters and of 650,000 neurons",
-            "a count, no regime")
+    return Judgement(REPRODUCED if close else NOT_REPRODUCED, "within 5% of 60M parameters and of 650,000 neurons",
+                     "a count, no regime")
 
 
-def c7_pca_lighting(gain: dict, none_gap: float, state: str) -> tuple[str, str, str]:
+def c7_pca_lighting(gain: dict | Interval, none_gap: float, state: str) -> Judgement:
     """C7: top-1 points PCA lighting saves on top of crops and flips, per seed (paper: over 1), once the
-    net without augmentation overfits (its final test-train gap `none_gap`)."""
-    return gain_claim(gain, 1.0, overfits(none_gap), _overfit_note(none_gap, "the net without augmentation"),
-                      state=state)
+    net without augmentation overfits (its final gap `none_gap`)."""
+    return overfit_claim(gain, 1.0, none_gap, "the net without augmentation", state)
 
 
-def c8_ten_patches(gain: dict) -> tuple[str, str, str]:
-    """C8: top-1 points ten patches save against the centre patch, per seed (paper 1.5)."""
-    return gain_claim(gain, 1.5, True, "trained nets")
+def c8_ten_patches(gain: Interval, converged: bool) -> Judgement:
+    """C8: top-1 points ten patches save against the centre patch on the same trained nets (paper 1.5): a
+    paired bootstrap over test images (the same nets, read two ways), once the nets have converged."""
+    return gain_claim(gain, 1.5, converged, _converged_note(converged))
 
 
-def c9_dropout(gap_gain: dict, ratio: dict, no_dropout_gap: float, converged: bool) -> tuple[str, str, str]:
-    """C9: dropout shrinks the test-train gap (points, per seed) and needs about 2x the epochs to
-    converge (ratio per seed). Without overfitting (the final test-train gap `no_dropout_gap` of the net
-    without dropout) there is nothing to prevent; a run that never
-    converged makes the ratio a bound, which decides only when it passes a line of the rule."""
-    rule = ("gap: dropout shrinks the final test-train gap (interval above 0); pace: the epochs-to-converge ratio's "
-            "interval lies within 1.5-3x (roughly doubles) or outside it; reproduced: both hold; partly: the gap "
-            "shrinks but the pace is outside 1.5-3x; not reproduced: the gap does not shrink (interval excludes "
-            "a real gain); otherwise inconclusive at this budget")
-    if not overfits(no_dropout_gap):
-        return judged(INCONCLUSIVE, rule, _overfit_note(no_dropout_gap, "the net without dropout"))
-    gap_low, gap_high = interval(gap_gain)
+def c9_dropout(gap_gain: dict | Interval, ratios: Mapping[float, dict], no_dropout_gap: float,
+               converged: bool, pace: str = "level") -> Judgement:
+    """C9: dropout shrinks the overfitting gap (validation minus eval-mode training error, points, per seed)
+    and roughly doubles the epochs to converge: the ratio of epochs, dropout over none, per seed, to reach
+    each level of `ratios` (keyed by the declared levels of the pace measure, named `pace`). Without
+    overfitting (the net without dropout's final gap `no_dropout_gap`, at every overfitting line) there is
+    nothing to prevent; with runs not converged the pace decides nothing."""
+    rule = ("gap: dropout shrinks the final gap (interval above 0); pace: the epochs ratio's interval lies within "
+            "1.5-3x (roughly doubles) or outside it; reproduced: both hold; partly: the gap shrinks but the pace is "
+            "outside 1.5-3x; not reproduced: the gap does not shrink (interval excludes a real gain); otherwise "
+            f"inconclusive at this budget; at every {pace} of the pace measure and every overfitting line")
+    gap = ci(gap_gain)
 
-    def verdict_of(ratio: dict) -> str:
-        low, high = interval(ratio)
-        if gap_high <= 0:
+    def pace_verdict(level: float) -> str:
+        ratio = ci(ratios[level])
+        if gap.high <= 0:
             return NOT_REPRODUCED
-        if gap_low <= 0 or ratio["n"] < 2:
+        if gap.low <= 0 or not ratio.bounded or not converged:
             return INCONCLUSIVE
-        if not converged:  # the ratio is a lower bound
-            return PARTLY if low > 3 else INCONCLUSIVE
-        return REPRODUCED if 1.5 <= low and high <= 3 else PARTLY if high < 1.5 or low > 3 else INCONCLUSIVE
+        return (REPRODUCED if 1.5 <= ratio.low and ratio.high <= 3 else PARTLY if ratio.high < 1.5 or ratio.low > 3
+                else INCONCLUSIVE)
 
-    note = _overfit_note(no_dropout_gap, "the net without dropout") + "; " + (
-        "every run converged" if converged else "some runs still improving at the end: the ratio is a lower bound")
-    return judged(verdict_of(ratio), rule, note, ratio, verdict_of)
+    by_level = robust_verdict(pace_verdict, sorted(ratios), pace)
+    by_line = robust_verdict(lambda line: by_level[0] if overfits(no_dropout_gap, line) else INCONCLUSIVE,
+                             OVERFIT_LINES, "overfitting line (points)")
+    note = _notes(_overfit_note(no_dropout_gap, "the net without dropout"), _converged_note(converged),
+                  by_level[1], by_line[1])
+    return Judgement(by_line[0], rule, note, by_level[2])
 
 
-def c10_imagenet_error(top1: float | None, top5: float | None, imagenet: bool) -> tuple[str, str, str]:
+def c10_imagenet_error(top1: float | None, top5: float | None, imagenet: bool) -> Judgement:
     """C10: one CNN's ten-patch ILSVRC error within 2 points of 40.7 / 18.2 (ILSVRC-2012 val)."""
     rule = "ILSVRC-2012 validation, ten patches, within 2 points of the paper's 40.7 / 18.2 (one CNN)"
     if not imagenet:
-        return NOT_MEASURED, "needs ILSVRC-2012 (the imagenet profile)", "not measured at this scale"
+        return Judgement(NOT_MEASURED, "needs ILSVRC-2012 (the imagenet profile)", "not measured at this scale")
     close = abs(top1 - 40.7) <= 2 and abs(top5 - 18.2) <= 2
-    return (REPRODUCED if close else NOT_REPRODUCED), rule, "one run"
+    return Judgement(REPRODUCED if close else NOT_REPRODUCED, rule, "one run")
 
 
-def c11_colour_groups(grouped: list[dict], control: list[dict], travel: float) -> tuple[str, str, str]:
+def c11_colour_groups(grouped: list[dict], control: list[dict], travel: float) -> Judgement:
     """C11 from qualitative.group_contrast, one dict per run, of the grouped net's two conv1 groups and of
     the same split in ungrouped controls (where the split means nothing). `travel`: the least distance,
-    over every run of both nets, of conv1 from its random start, |W - W0| / |W0| (the regime: every run's
-    kernels far from where they began). "In every run" needs at least two runs."""
+    over every run of both nets, of conv1 from its random start, |W - W0| / |W0|, judged at every line of
+    TRAVEL_LINES (the regime: every run's kernels far from where they began). "In every run" needs 2+ runs."""
     rule = ("colour-specialization (energy off the grey axis) per conv1 kernel, per run; reproduced: in every run "
             "(2+) the grouped net's two groups differ with permutation p < 0.01 while the same split of the "
             "matching ungrouped control does not (p >= 0.05, a smaller difference); partly: the groups differ "
             "with p < 0.05 in some runs, or the controls split too; not reproduced: p >= 0.05 in every run with "
-            "kernels far from their start; otherwise inconclusive at this budget")
-    moved = travel >= MOVED_FROM_START
-    note = "kernels moved far from their random start" if moved else "kernels still near their random start"
-    if not moved or len(grouped) < 2:
-        return INCONCLUSIVE, rule, note + f"; {len(grouped)} run(s) of each net"
+            f"kernels far from their start; otherwise inconclusive at this budget; at every travel line of "
+            f"{_lines(TRAVEL_LINES)}")
     apart = [g["p_value"] < 0.01 and c["p_value"] >= 0.05 and g["difference"] > c["difference"]
              for g, c in zip(grouped, control)]
-    if all(apart):
-        return REPRODUCED, rule, note
-    return (PARTLY if any(g["p_value"] < 0.05 for g in grouped) else NOT_REPRODUCED), rule, note
+    measured = REPRODUCED if all(apart) else PARTLY if any(g["p_value"] < 0.05 for g in grouped) else NOT_REPRODUCED
+
+    def judge(line: float) -> str:
+        return measured if travel >= line and len(grouped) >= 2 else INCONCLUSIVE
+
+    verdict, sensitivity, table = robust_verdict(judge, TRAVEL_LINES, "conv1 travel line")
+    moved = "kernels moved far from their random start" if travel >= max(TRAVEL_LINES) else \
+        f"kernels travelled {travel:.2f} of their initial norm"
+    return Judgement(verdict, rule, _notes(moved, f"{len(grouped)} run(s) of each net", sensitivity), table)
 
 
-def c12_depth(cost: dict, state: str) -> tuple[str, str, str]:
-    """C12: top-1 points lost without a middle conv layer, per seed (paper: about 2)."""
-    return gain_claim(cost, 2.0, True, "", state=state)
+def c12_depth(cost: dict | Interval, state: str, train_error: float) -> Judgement:
+    """C12: top-1 points lost without a middle conv layer, per seed (paper: about 2). The regime: nets
+    whose capacity is the limit, as the paper's never memorised ImageNet; a full net whose eval-mode training
+    error ends below MEMORISED_BELOW (`train_error`, the mean over its runs) loses nothing when a layer goes,
+    whatever depth does where capacity binds."""
+    capacity = train_error >= MEMORISED_BELOW
+    note = (f"the full nets end at {train_error:.1f}% training error (eval mode): capacity is the limit" if capacity
+            else f"the full nets memorise their training images ({train_error:.1f}% training error, eval mode), "
+                 "so capacity is not the limit (regime not reached)")
+    return gain_claim(cost, 2.0, capacity, note, state=state)
 
 
-def c13_ensemble(gain: dict, models: int, converged: bool) -> tuple[str, str, str]:
-    """C13: top-1 points that averaging the softmax of `models` nets saves against the mean single
-    net (paper: 2.6 for five). `gain` spreads over the test set's bootstrap or over ensembles."""
+def c13_ensemble(gain: Interval, models: int, ensembles: int, converged: bool) -> Judgement:
+    """C13: top-1 points that averaging the softmax of `models` nets saves against its members (paper: 2.6
+    for five): a paired bootstrap over test images of the members' mean error minus the ensemble's, over
+    `ensembles` disjoint ensembles of annealed members (more than one where the seeds allow)."""
     regime = converged and models >= 2
-    note = f"{models} nets averaged (the paper averaged 5); " + _converged_note(converged)
+    note = _notes(f"{ensembles} ensemble(s) of {models} nets (the paper averaged 5)", _converged_note(converged))
     return gain_claim(gain, 2.6, regime, note)
 
 
 def _converged_note(converged: bool) -> str:
-    return ("every run converged (test error no longer falling)" if converged
+    return ("every run converged (its schedule spent, or its validation error flat)" if converged
             else "some runs still improving at the end (regime not reached)")
 
 
 def _state_note(state: str) -> str:
-    return {CONVERGED: "every run converged (test error no longer falling)",
-            LOWER_BOUND: ("the runs without the paper's ingredient converged, those with it still improving, "
-                          "so the gain can only widen: a lower bound"),
-            STILL_IMPROVING: ("the runs without the paper's ingredient still improving at the end, so the gain may "
-                              "yet shrink or change sign (regime not reached)")}[state]
+    return {CONVERGED: _converged_note(True),
+            STILL_IMPROVING: ("some runs still improving at the end, so the gain may yet shrink or change sign "
+                              "(regime not reached)")}[state]
 
 
-def overfits(gap: float) -> bool:
-    """Whether a net whose final test error is `gap` points above its training error overfits (the regime
-    of C5, C7 and C9)."""
-    return gap >= OVERFIT_GAP
+def overfits(gap: float, line: float = OVERFIT_GAP) -> bool:
+    """Whether a net whose final validation error is `gap` points above its eval-mode training error
+    overfits (the regime of C5, C7 and C9), at the overfitting line `line`."""
+    return gap >= line
 
 
 def _overfit_note(gap: float, net: str) -> str:
-    return (f"{net} overfits (train error {OVERFIT_GAP:g}+ points below test)" if overfits(gap)
-            else f"{net} does not overfit (regime not reached)")
+    return (f"{net} overfits (gap {gap:.1f} points, over every line of {_lines(OVERFIT_LINES)})"
+            if all(overfits(gap, line) for line in OVERFIT_LINES)
+            else f"{net}'s gap is {gap:.1f} points, under a line of {_lines(OVERFIT_LINES)}")

@@ -58,12 +58,15 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def take(self, index: torch.Tensor) -> ImageSet:
+        """The images at `index`, in that order."""
+        return ImageSet(self.images[index], self.labels[index], self.classes)
+
     def subset(self, n: int | None, seed: int = 0) -> ImageSet:
         """A fixed random subset of n images (all of them when n is None or too large)."""
         if n is None or n >= len(self):
             return self
-        index = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
-        return ImageSet(self.images[index], self.labels[index], self.classes)
+        return self.take(torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n])
 
 
 # ---------------------------------------------------------------- synthetic shapes
@@ -248,24 +251,61 @@ def load_dataset(profile, split: str = "train", root: str | os.PathLike | None =
     return ImageSet(torch.stack(images), torch.tensor(labels), folder.classes)
 
 
+@dataclass(frozen=True)
+class Splits:
+    """A section experiment's three sets: `train` trains, `val` (held-out training images) drives every
+    decision (the learning-rate schedule, the early end, sweeps, regime checks), `test` only reports."""
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet | None  # None where nothing may be reported (a learning-rate sweep)
+
+    def __iter__(self):  # train, val, test = splits
+        return iter((self.train, self.val, self.test))
+
+    def sizes(self) -> str:
+        return (f"{len(self.train):,} training, {len(self.val):,} validation (held-out training images) and "
+                f"{len(self.test or ()):,} test images")
+
+
+def split_validation(full: ImageSet, val_size: int, train_size: int | None, seed: int) -> tuple[ImageSet, ImageSet]:
+    """(train, val) from one training split: one seeded permutation of it, validation its last `val_size`
+    images, training its first `train_size` (all the rest when None). Validation is the same set for every
+    run of a profile and never meets a training subset; a subset of n images is the same n images as
+    ImageSet.subset(n, seed) takes, so runs of a given size train on what they trained on before."""
+    if not 0 < val_size < len(full):
+        raise ValueError(f"a validation set of {val_size:,} images cannot come from {len(full):,} training images")
+    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed))
+    rest, val = order[: len(full) - val_size], order[len(full) - val_size :]
+    if train_size is not None:
+        if train_size > len(rest):
+            raise ValueError(f"{train_size:,} training images asked for; {len(rest):,} are left beside a "
+                             f"validation set of {val_size:,}")
+        rest = rest[:train_size]
+    return full.take(rest), full.take(val)
+
+
 def evenly_spaced(total: int, n: int) -> list[int]:
     """n indices spread evenly over range(total) (all of them when n >= total): every class of a sorted
     ImageFolder listing is represented."""
     return torch.linspace(0, total - 1, min(n, total)).long().tolist()
 
 
-def experiment_data(profile, budget) -> tuple[ImageSet, ImageSet]:
-    """Train and test sets of a section experiment (notebooks 02-07, 09, 10), cut to the budget.
+def experiment_data(profile, budget) -> Splits:
+    """Training, validation and test sets of a section experiment (notebooks 02-07, 09, 10), cut to the budget.
 
-    These are CIFAR-scale experiments in every real profile: the imagenet profile runs them on
-    CIFAR-10 too, and measures the ImageNet claims with the full training (notebook 08).
+    Validation is the profile's `val_size` training images outside every run's training subset
+    (split_validation); the training subset is the budget's `train_size` of the rest (all of it when None, so a
+    notebook that trains on every image trains on all but the validation set). These are CIFAR-scale
+    experiments in every real profile: the imagenet profile runs them on CIFAR-10 too (with cifar's validation
+    set), and measures the ImageNet claims with the full training (notebook 08).
     """
     if profile.dataset == "imagenet":
         from .profiles import PROFILES
 
         profile = PROFILES["cifar"]
-    return (load_dataset(profile, "train", limit=budget.train_size),
-            load_dataset(profile, "test", limit=budget.test_size))
+    train, val = split_validation(load_dataset(profile, "train"), profile.val_size, budget.train_size, profile.seed)
+    return Splits(train, val, load_dataset(profile, "test", limit=budget.test_size))
 
 
 # ---------------------------------------------------------------- ImageFolder (ImageNet, Imagenette)

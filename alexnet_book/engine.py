@@ -1,9 +1,12 @@
 """The training core that every notebook and the CLI use: train_epoch, fit, evaluate.
 
-fit() takes a model, loaders, an optimizer and an optional LR schedule, and returns the history
-as a pandas DataFrame with one row per epoch: top-1 and top-5 error (the paper reports error,
-not accuracy), train and test. It checkpoints every epoch and resumes from the checkpoint, and
-stops with a message naming the step when the loss turns NaN or infinite.
+fit() takes a model, a training loader, the loaders it evaluates after every epoch (by name: "val", the
+validation split the plateau schedule reads, and e.g. "train_eval"), an optimizer and an optional LR
+schedule, and returns the history as a pandas DataFrame with one row per epoch: top-1 and top-5 error (the
+paper reports error, not accuracy) of the training pass and of each named evaluation. It takes no test
+set: the test set is read once, after training (experiment.train_seeds), so nothing fit decides can depend
+on it. It checkpoints every epoch and resumes from the checkpoint, and stops with a message naming the step
+when the loss turns NaN or infinite.
 
 The hot path holds no host syncs: losses and error counts accumulate on the device and are
 read once per `check_every` steps (the NaN guard) and once per epoch.
@@ -107,6 +110,12 @@ def ten_patch_probabilities(model: torch.nn.Module, x: torch.Tensor, size: int,
         return model(patches).float().softmax(dim=-1).view(10, len(x), -1)
 
 
+def epoch_errors(model: torch.nn.Module, loaders: dict, amp_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Each named loader's error rates in eval mode, as history columns `<name>_loss`, `<name>_top1`, ..."""
+    return {f"{name}_{k}": v for name, loader in loaders.items()
+            for k, v in error_rates(evaluate(model, loader, amp_dtype)).items()}
+
+
 def error_rates(counts: dict[str, float]) -> dict[str, float]:
     """evaluate's counts as rates: errors in %, the loss as a mean."""
     images = counts["images"]
@@ -202,13 +211,24 @@ class FitOptions:
     on_epoch: Callable[[list[dict]], None] | None = None
 
 
-def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: torch.optim.Optimizer, epochs: int,
-        scheduler=None, options: FitOptions | None = None) -> pd.DataFrame:
+def fit(model: torch.nn.Module, train_loader, *, evaluate: dict | None = None, optimizer: torch.optim.Optimizer,
+        epochs: int, scheduler=None, options: FitOptions | None = None) -> pd.DataFrame:
     """Train for `epochs` epochs and return the per-epoch history as a DataFrame.
 
-    The scheduler steps once per epoch (ReduceLROnPlateau on the test top-1 error, else `.step()`).
+    Columns: epoch, lr, train_loss/train_top1/train_top5 (the running train-mode numbers of the epoch's pass:
+    dropout on, augmented inputs), then `<name>_loss`, `<name>_top1`, `<name>_top5` for each loader of
+    `evaluate` ({name: loader}, evaluated in eval mode after every epoch), and seconds (the training pass).
+    The scheduler steps once per epoch: ReduceLROnPlateau on `val_top1` (so `evaluate` must hold "val"), any
+    other with `.step()`. A loader named "test" is refused: the test set only reports, after fit.
     `options` (FitOptions): the checkpoint, autocast dtype, progress bars, and when to end early.
     """
+    evaluate = dict(evaluate or {})
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if "test" in evaluate:
+        raise ValueError("fit evaluates no test set: the schedule and the early end read the validation split, "
+                         "and the test set is evaluated once, after training")
+    if plateau and "val" not in evaluate:
+        raise ValueError("a plateau schedule steps on the validation error: pass evaluate={'val': loader}")
     run = options or FitOptions()
     path = Path(run.checkpoint) if run.checkpoint else None
     device = model_device(model)
@@ -247,14 +267,12 @@ def fit(model: torch.nn.Module, train_loader, test_loader=None, *, optimizer: to
             raise
         partial = None
         seconds = time.perf_counter() - tic
-        test = error_rates(evaluate(model, test_loader, run.amp_dtype)) if test_loader is not None else {}
         row = {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in train.items()},
-               **{f"test_{k}": v for k, v in test.items()}, "seconds": seconds}
+               **epoch_errors(model, evaluate, run.amp_dtype), "seconds": seconds}
         history.append(row)
-        bar.set_postfix({f"{split}_top1": f"{row[f'{split}_top1']:.1f}%" for split in ("train", "test") if f"{split}_top1" in row})
+        bar.set_postfix({f"{split}_top1": f"{row[f'{split}_top1']:.1f}%" for split in ("train", "val") if f"{split}_top1" in row})
         if scheduler is not None:
-            plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-            scheduler.step(test["top1"]) if plateau else scheduler.step()
+            scheduler.step(row["val_top1"]) if plateau else scheduler.step()
         if path:
             save(epoch)
         if run.on_epoch is not None:

@@ -1,16 +1,22 @@
 """Controlled experiments: train variants of a net over several seeds, then compare them.
 
 The section notebooks call `train_seeds` once per variant (ReLU and tanh, with and without LRN,
-...) and compare the histories. A single run is an anecdote, so every number they report is a
+...) and compare the results. A single run is an anecdote, so every number they report is a
 mean and a spread over seeds. Each (variant, seed) run checkpoints after every epoch under the
 notebook's results folder, so an interrupted notebook resumes where it stopped and a finished
 run is not trained again.
+
+Three splits (data.Splits): every epoch evaluates the validation split and a fixed subset of the training
+images in eval mode; the learning-rate schedule, the early end, the sweeps and the regime checks
+(regime.py) read those. The test set is evaluated once per run, on its final weights, into `finals`: the
+reported numbers, which nothing here decides on.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -19,40 +25,85 @@ from torch import nn
 
 from . import checkpoint, engine
 from .augment import channels_last
-from .claims import CONVERGED, CONVERGED_WITHIN, LOWER_BOUND, STILL_IMPROVING
-from .data import ImageSet
+from .data import ImageSet, Splits
 from .engine import FitOptions, NonFiniteLossError, fit
 from .loaders import TensorLoader
 from .optim import Recipe
 from .backend import seed_everything
 
 
-def train_seeds(name: str, make_model, recipe: Recipe, train: ImageSet, test: ImageSet | None = None, *,
-                seeds, train_transform=None, test_transform=None, device: str | torch.device = "cpu",
-                amp_dtype: torch.dtype | None = None, checkpoints: str | Path | None = None,
-                init=None) -> tuple[pd.DataFrame, list[nn.Module]]:
-    """Train `make_model()` once per seed with `recipe`; return the histories (with `variant` and
-    `seed` columns) and the trained models.
+# The training images evaluated in eval mode after every epoch (no dropout, the test-time transform): the
+# training error of every overfitting gap. Fixed (one seed) so every epoch and seed sees the same images.
+TRAIN_EVAL_IMAGES = 2_000
+TRAIN_EVAL_SEED = 0
+EVAL_BATCH = 500
 
+
+@dataclass
+class Trained:
+    """What train_seeds returns. `history`: one row per (seed, epoch), engine.fit's columns (train_* running in
+    train mode, val_* and train_eval_* in eval mode) with variant, seed, plateau_drops and patience; no test
+    error. `finals`: one row per seed, its last epoch's row and the test set's errors of the final weights
+    (test_loss, test_top1, test_top5), the numbers a notebook reports. `models`: the trained nets."""
+
+    history: pd.DataFrame
+    finals: pd.DataFrame
+    models: list[nn.Module]
+
+
+def train_seeds(name: str, make_model, recipe: Recipe, sets: Splits, *, seeds, train_transform=None,
+                test_transform=None, device: str | torch.device = "cpu", amp_dtype: torch.dtype | None = None,
+                checkpoints: str | Path | None = None, init=None) -> Trained:
+    """Train `make_model()` once per seed with `recipe` on `sets.train`, the schedule and early end reading
+    `sets.val`; then evaluate `sets.test` once on the final weights (not at all when it is None).
+
+    `test_transform` prepares every evaluated image (validation, the eval-mode training subset, test);
     `init(model)`, when given, re-initializes the fresh model (e.g. a paper-style Gaussian init).
     """
+    if test_transform is None and train_transform is not None:
+        raise ValueError("pass test_transform too: the validation, training-subset and test images are evaluated "
+                         "with it (e.g. the same Normalize as training, without augmentation)")
     device = torch.device(device)
-    histories, models = [], []
+    evaluate = {"val": eval_loader(sets.val, test_transform, device),
+                "train_eval": eval_loader(sets.train.subset(TRAIN_EVAL_IMAGES, TRAIN_EVAL_SEED), test_transform, device)}
+    histories, finals, models = [], [], []
     for seed in seeds:
         model = initial_model(make_model, seed, init).to(device, memory_format=torch.channels_last)
-        train_loader = TensorLoader(train, recipe.batch_size, shuffle=True, seed=seed, device=device, drop_last=True,
-                                    transform=channels_last(train_transform))
-        test_loader = (TensorLoader(test, 500, device=device, transform=channels_last(test_transform))
-                       if test is not None else None)
+        train_loader = TensorLoader(sets.train, recipe.batch_size, shuffle=True, seed=seed, device=device,
+                                    drop_last=True, transform=channels_last(train_transform))
         optimizer = recipe.optimizer(model)
-        path = checkpoint.run_path(checkpoints, name, seed, model, recipe, len(train)) if checkpoints else None
+        path = (checkpoint.run_path(checkpoints, name, seed, model, recipe, len(sets.train), len(sets.val))
+                if checkpoints else None)
         options = FitOptions(checkpoint=path, amp_dtype=amp_dtype, desc=f"{name} seed {seed}", batch_progress=False,
                              finished=recipe.finished)
-        history = fit(model, train_loader, test_loader, optimizer=optimizer, scheduler=recipe.scheduler(optimizer),
+        history = fit(model, train_loader, evaluate=evaluate, optimizer=optimizer, scheduler=recipe.scheduler(optimizer),
                       epochs=recipe.epochs, options=options)
-        histories.append(history.assign(variant=name, seed=seed))
+        history = history.assign(variant=name, seed=seed, plateau_drops=recipe.plateau_drops, patience=recipe.patience)
+        histories.append(history)
+        # the test set's one reading: after training, on the final weights
+        finals.append({**history.iloc[-1].to_dict(), **final_test_errors(model, sets.test, test_transform, amp_dtype)})
         models.append(model)
-    return pd.concat(histories, ignore_index=True), models
+    return Trained(pd.concat(histories, ignore_index=True), pd.DataFrame(finals), models)
+
+
+def eval_loader(images: ImageSet, transform, device: torch.device) -> TensorLoader:
+    """Batches of `images` in order, prepared by `transform` (the test-time one: no augmentation)."""
+    return TensorLoader(images, EVAL_BATCH, device=device, transform=channels_last(transform))
+
+
+def final_test_errors(model: nn.Module, test: ImageSet | None, transform, amp_dtype=None) -> dict[str, float]:
+    """test_loss, test_top1, test_top5 of `model` as it is (a run's final weights); {} without a test set."""
+    if test is None:
+        return {}
+    counts = engine.evaluate(model, eval_loader(test, transform, engine.model_device(model)), amp_dtype)
+    return {f"test_{k}": v for k, v in engine.error_rates(counts).items()}
+
+
+def combine(results: Iterable[Trained]) -> Trained:
+    """Several variants' train_seeds results as one: histories, finals and models concatenated."""
+    results = list(results)
+    return Trained(pd.concat([r.history for r in results], ignore_index=True),
+                   pd.concat([r.finals for r in results], ignore_index=True), [m for r in results for m in r.models])
 
 
 def initial_model(make_model, seed: int, init=None) -> nn.Module:
@@ -65,19 +116,20 @@ def initial_model(make_model, seed: int, init=None) -> nn.Module:
     return model
 
 
-def sweep_lr(name: str, make_model, recipe: Recipe, lrs, train: ImageSet, *, seed: int = 0, extend: int = 2,
+def sweep_lr(name: str, make_model, recipe: Recipe, lrs, sets: Splits, *, seed: int = 0, extend: int = 2,
              **options) -> pd.DataFrame:
-    """Training error after `recipe.epochs` for each learning rate (one seed); a rate whose loss
-    diverges scores 100%. The paper chose each net's rate "to make training as fast as possible".
+    """Validation error after `recipe.epochs` for each learning rate (one seed); a rate whose loss diverges
+    scores 100%. The paper chose each net's rate "to make training as fast as possible". The sweep never
+    reads the test set (it trains on `sets` without it).
 
     When the best rate sits at an end of the grid, the grid grows past that end by the same
     factor, up to `extend` times, so the chosen rate is a real minimum and not the grid's edge.
     """
-    lrs, rows = sorted(lrs), {}
+    lrs, rows, sets = sorted(lrs), {}, replace(sets, test=None) if sets is not None else None
     for _ in range(extend + 1):
         for lr in lrs:
             if lr not in rows:
-                rows[lr] = _sweep_point(name, make_model, replace(recipe, lr=lr), train, seed, options)
+                rows[lr] = _sweep_point(name, make_model, replace(recipe, lr=lr), sets, seed, options)
         best = min(rows, key=rows.get)
         if best == lrs[0] and len(lrs) > 1:
             lrs = [lrs[0] * lrs[0] / lrs[1], *lrs]
@@ -85,20 +137,20 @@ def sweep_lr(name: str, make_model, recipe: Recipe, lrs, train: ImageSet, *, see
             lrs = [*lrs, lrs[-1] * lrs[-1] / lrs[-2]]
         else:
             break
-    return pd.DataFrame([{"variant": name, "lr": lr, "train_top1": rows[lr]} for lr in sorted(rows)])
+    return pd.DataFrame([{"variant": name, "lr": lr, "val_top1": rows[lr]} for lr in sorted(rows)])
 
 
-def _sweep_point(name, make_model, recipe: Recipe, train: ImageSet, seed: int, options: dict) -> float:
+def _sweep_point(name, make_model, recipe: Recipe, sets: Splits, seed: int, options: dict) -> float:
     try:
-        history, _ = train_seeds(f"{name}-lr{recipe.lr:.3g}", make_model, recipe, train, seeds=[seed], **options)
-        return float(history["train_top1"].iloc[-1])
+        trained = train_seeds(f"{name}-lr{recipe.lr:.3g}", make_model, recipe, sets, seeds=[seed], **options)
+        return float(trained.history["val_top1"].iloc[-1])
     except NonFiniteLossError:
         return 100.0
 
 
 def best_lr(sweep: pd.DataFrame) -> float:
-    """The learning rate with the lowest training error in a sweep."""
-    return float(sweep.loc[sweep["train_top1"].idxmin(), "lr"])
+    """The learning rate with the lowest validation error in a sweep."""
+    return float(sweep.loc[sweep["val_top1"].idxmin(), "lr"])
 
 
 def last_epoch(history: pd.DataFrame) -> pd.DataFrame:
@@ -124,7 +176,8 @@ def spread(values) -> dict:
 
 
 def compare(history: pd.DataFrame, column: str = "test_top1") -> pd.DataFrame:
-    """Final `column` per variant as mean, std and n over seeds."""
+    """Final `column` per variant as mean, std and n over seeds: of train_seeds's finals for test errors, of a
+    history for the others."""
     final = last_epoch(history)
     return pd.DataFrame({variant: spread(group[column]) for variant, group in final.groupby("variant", sort=False)}).T
 
@@ -148,7 +201,7 @@ def lr_drops(history: pd.DataFrame) -> pd.Series:
     return lr_drop_epochs(history).str.len()
 
 
-def held_to_end(history: pd.DataFrame, columns=("train_top1", "test_top1")) -> pd.DataFrame:
+def held_to_end(history: pd.DataFrame, columns=("train_top1", "test_top1")) -> pd.DataFrame:  # plots' columns (figure_view)
     """`columns` of every (variant, seed) run up to the last epoch of its variant, a run that ended early
     (Recipe.finished) holding its last values: a mean over seeds then keeps the same seeds at every epoch
     and ends at the mean of the final errors, the numbers the verdicts use (last_epoch)."""
@@ -159,11 +212,20 @@ def held_to_end(history: pd.DataFrame, columns=("train_top1", "test_top1")) -> p
     return pd.concat(parts, ignore_index=True)
 
 
-def gain_by_epoch(history: pd.DataFrame, worse: str, better: str, column: str = "test_top1") -> pd.DataFrame:
-    """paired_gain as it stood after each epoch: how stable a difference is while the nets still train."""
+def gain_by_epoch(history: pd.DataFrame, worse: str, better: str, column: str = "val_top1") -> pd.DataFrame:
+    """paired_gain as it stood after each epoch (on the validation error: the test set has no curve): how
+    stable a difference is while the nets still train."""
     rows = [{"epoch": epoch, **paired_gain(history[history["epoch"] <= epoch], worse, better, column)}
             for epoch in sorted(history["epoch"].unique())]
     return pd.DataFrame(rows).drop(columns="per_seed")
+
+
+def figure_view(history: pd.DataFrame) -> pd.DataFrame:
+    """A history as plots.train_test_curves and plots.schedule draw it: their "train" curve the eval-mode
+    training error, their "test" curve the validation error (the test set has no per-epoch curve: it is read
+    once, at the end). Until those figures name the splits themselves, each notebook's prose says so."""
+    running = ["train_loss", "train_top1", "train_top5"] if "train_eval_top1" in history else []  # the CLI has none
+    return history.drop(columns=running).rename(columns=lambda c: c.replace("train_eval_", "train_").replace("val_", "test_"))
 
 
 def epochs_to_threshold(history: pd.DataFrame, threshold: float, cap: int, keys=("recipe", "activation", "seed")):
@@ -179,13 +241,14 @@ def epochs_to_threshold(history: pd.DataFrame, threshold: float, cap: int, keys=
 
 def learning_outcome(history: pd.DataFrame, threshold: float, cap: int) -> pd.DataFrame:
     """Per variant, in order: how many runs brought training error to `threshold` within `cap` epochs,
-    the mean epochs of those that did, and the runs' final training loss and errors (means over seeds)."""
+    the mean epochs of those that did, and the runs' final training loss, training and validation errors
+    (means over seeds)."""
     reach = epochs_to_threshold(history, threshold, cap, keys=("variant", "seed")).groupby("variant", sort=False)
     final = last_epoch(history).groupby("variant", sort=False)
     return pd.DataFrame({"runs that learned": reach["reached"].sum(),
                          f"epochs to {threshold:g}% (mean)": reach.apply(lambda r: r.loc[r["reached"], "epochs"].mean()),
                          "final train loss": final["train_loss"].mean(), "final train top-1": final["train_top1"].mean(),
-                         "final test top-1": final["test_top1"].mean()})
+                         "final val top-1": final["val_top1"].mean()})
 
 
 def speedup(reach: pd.DataFrame, slow: str = "tanh", fast: str = "relu", by: str = "activation",
@@ -208,27 +271,6 @@ def ten_patch_errors(model: nn.Module, test: ImageSet, normalize, size: int, *, 
     (section 4.1): `normalize` prepares whole images, engine.evaluate cuts the patches."""
     loader = TensorLoader(test, batch_size, transform=normalize, device=engine.model_device(model))
     return engine.error_rates(engine.evaluate(model, loader, amp_dtype, ten_crop=size))
-
-
-def smoothed(run: pd.DataFrame, column: str, smooth: int = 1) -> pd.Series:
-    """One run's `column` by epoch, as a centred running mean over `smooth` epochs (1: as measured).
-    Centred, so the curve does not lag; at constant learning rate test error wanders a point or two
-    from epoch to epoch, and a single lucky epoch should not decide when a run converged."""
-    return run.sort_values("epoch")[column].rolling(smooth, center=True, min_periods=1).mean()
-
-
-def epochs_to_best(history: pd.DataFrame, column: str = "test_top1", within: float = 0.5,
-                   smooth: int = 1) -> pd.DataFrame:
-    """Per (variant, seed): the first epoch whose (smoothed) `column` is within `within` points of the
-    run's best, i.e. when it converged; `still_improving` flags runs that had not stopped improving
-    (`stopped_improving`, the test `converged` applies to every run)."""
-    rows = []
-    for (variant, seed), run in history.groupby(["variant", "seed"], sort=False):
-        values, epochs = smoothed(run, column, smooth), run.sort_values("epoch")["epoch"]
-        best = values.min()
-        rows.append({"variant": variant, "seed": seed, "epochs": epochs[values <= best + within].iloc[0], "best": best,
-                     "still_improving": not stopped_improving(values)})
-    return pd.DataFrame(rows)
 
 
 def describe_ratio(row) -> str:
@@ -270,43 +312,8 @@ def describe_schedule(drops: pd.Series, epochs: int) -> str:
     """What a schedule figure shows: its rule only, when the rate never dropped (lr_drop_epochs per run)."""
     if any(drops.str.len()):
         return f"the learning rate dropped in {int((drops.str.len() > 0).sum())} of {len(drops)} runs (epochs below)"
-    return (f"the test error kept improving, so ε never dropped in {epochs} epochs: at this budget the figure "
+    return (f"the validation error kept improving, so ε never dropped in {epochs} epochs: at this budget the figure "
             "shows the schedule's rule, not its effect")
-
-
-# ---------------------------------------------------------------- regime checks (claims.py judges with them)
-
-
-def stopped_improving(values: pd.Series, window: int = 3, within: float = CONVERGED_WITHIN) -> bool:
-    """Whether one run's curve (by epoch) has stopped improving: its last `window` epochs do not beat the
-    best of its earlier epochs by more than `within` points. A run of `window` epochs or fewer has not."""
-    return len(values) > window and values.iloc[:-window].min() - values.iloc[-window:].min() <= within
-
-
-def converged(history: pd.DataFrame, column: str = "test_top1", window: int = 3,
-              within: float = CONVERGED_WITHIN, smooth: int = 1) -> bool:
-    """Whether every (variant, seed) run has stopped improving (on the `smooth`-epoch running mean)."""
-    return all(stopped_improving(smoothed(run, column, smooth), window, within)
-               for _, run in history.groupby(["variant", "seed"], sort=False))
-
-
-def gain_state(history: pd.DataFrame, worse: str, better: str, column: str = "test_top1") -> str:
-    """Where the gain of variant `better` over `worse` stands at the end (claims.GAIN_STATES): "converged"
-    when every run of both stopped improving; "lower bound" when only `worse`'s did (`better`, still
-    improving, can only widen the gain); "still improving" when `worse` had not, so the gain may yet shrink
-    or change sign. A gain compared while both nets still learn measures a moment, not the nets."""
-    def stopped(variant: str) -> bool:
-        return converged(history[history["variant"] == variant], column)
-    if not stopped(worse):
-        return STILL_IMPROVING
-    return CONVERGED if stopped(better) else LOWER_BOUND
-
-
-def overfitting_gap(history: pd.DataFrame, variant: str) -> float:
-    """Final test minus training top-1 error of `variant`, mean over seeds (points)."""
-    final = last_epoch(history)
-    final = final[final["variant"] == variant]
-    return float((final["test_top1"] - final["train_top1"]).mean())
 
 
 class Ensemble(nn.Module):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from . import bench, engine, train
+from . import bench, engine, experiment, train
 from .augment import IMAGENET_EIGVAL, IMAGENET_EIGVEC, Normalize, TrainTransform, channels_last
 from .backend import amp_dtype
 from .data import ImageSet
@@ -213,25 +213,26 @@ def jpeg_decoding() -> str:
 
 
 def evaluation_seconds(model: torch.nn.Module, device: torch.device, images: int, batch_size: int = 500) -> float:
-    """Seconds of the test pass fit runs after every epoch (engine.evaluate in the dtype training picks, batches
-    of 500 as experiment.train_seeds makes them) over `images` 32x32 images already in memory."""
+    """Seconds of an evaluation pass fit runs after every epoch (engine.evaluate in the dtype training picks,
+    batches of 500 as experiment.train_seeds makes them) over `images` 32x32 images already in memory."""
     g = torch.Generator().manual_seed(0)
-    test = ImageSet(torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=g),
-                    torch.randint(10, (images,), generator=g), ())
-    loader = TensorLoader(test, batch_size, device=device, transform=channels_last(None))
+    images = ImageSet(torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=g),
+                      torch.randint(10, (images,), generator=g), ())
+    loader = TensorLoader(images, batch_size, device=device, transform=channels_last(None))
     return time_call(lambda: engine.evaluate(model, loader, amp_dtype(device, "auto")), device, repeats=3)
 
 
-def cifar_epochs(steps: int = 50, test_images: int = 10_000) -> str:
-    """What the `<notebook>@cuda` budgets cost: an epoch as the notebooks run it, training on all 50,000
-    CIFAR images, then the test pass over the 10,000 test images, per section net."""
+def cifar_epochs(steps: int = 50, eval_images: int = 5_000 + experiment.TRAIN_EVAL_IMAGES) -> str:
+    """What the `<notebook>@cuda` budgets cost: an epoch as the notebooks run it, training on all 45,000
+    CIFAR images outside the validation set, then the evaluation passes (the 5,000 validation images and the
+    eval-mode training subset), per section net; the test set is read once per run, not per epoch."""
     device = gpus(1)
     with speed_settings():
-        training = bench.cifar_epoch_seconds(device, steps=steps)
-        testing = {net: evaluation_seconds(make().to(device, memory_format=torch.channels_last), device, test_images)
-                   for net, make in bench.CIFAR_NETS.items()}
-    return (f"50,000-image training epoch + {test_images:,}-image test pass: "
-            + ", ".join(f"{net} {training[net]:.1f} + {testing[net]:.1f} s" for net in training))
+        training = bench.cifar_epoch_seconds(device, steps=steps, images=45_000)
+        evaluating = {net: evaluation_seconds(make().to(device, memory_format=torch.channels_last), device, eval_images)
+                      for net, make in bench.CIFAR_NETS.items()}
+    return (f"45,000-image training epoch + {eval_images:,}-image evaluation passes: "
+            + ", ".join(f"{net} {training[net]:.1f} + {evaluating[net]:.1f} s" for net in training))
 
 
 def torchrun(nproc: int, args: list[str], **env: str) -> None:

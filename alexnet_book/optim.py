@@ -102,11 +102,25 @@ def compare_after_drop(steps: int = 40, drop_at: int = 20, lr: float = 0.1, fact
     return pd.DataFrame(rows)
 
 
+PAPER_DROPS = 3  # section 5: the rate "was reduced three times prior to termination"
+
+
+def schedule_spent(rates: list[float], errors: list[float], drops: int, patience: int) -> bool:
+    """Whether a plateau schedule of `drops` divisions is over: it has made its last drop, and the validation
+    error (`errors`, one per epoch, as `rates`) has since gone `patience` + 1 epochs at the final rate without
+    a new best, the point where it would drop again. More epochs at the final rate then buy nothing but time."""
+    if not drops or sum(b < a for a, b in zip(rates, rates[1:])) < drops:
+        return False
+    since_best = len(errors) - 1 - errors.index(min(errors))
+    at_final_rate = len(rates) - rates.index(rates[-1])
+    return min(since_best, at_final_rate) > patience
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """How one variant is trained: SGD with momentum for at most `epochs` epochs, at a constant learning
-    rate unless `plateau_drops` > 0 (then divided by 10 whenever the test error stops improving for
-    `patience` epochs, at most that many times, as in section 5; `finished` says when a run is over early)."""
+    """How one variant is trained: SGD with momentum for at most `epochs` epochs (the cap), the learning rate
+    divided by 10 whenever the validation error stops improving for `patience` epochs, `plateau_drops` times
+    (section 5's three by default; 0: a constant rate). A run ends when its schedule is spent (`finished`)."""
 
     lr: float
     epochs: int
@@ -115,25 +129,23 @@ class Recipe:
     batch_size: int = 128
     stop_at_train_top1: float | None = None  # end a run early once its training error (%) falls to this
     rule: str = "torch"  # "torch": torch.optim.SGD; "paper": section 5's update rule (optim.PaperSGD)
-    plateau_drops: int = 0
+    plateau_drops: int = PAPER_DROPS
     patience: int = 2
 
     def finished(self, history: list[dict]) -> bool:
-        """Whether a run ends before its epochs run out: its training error has fallen to `stop_at_train_top1`,
-        or the plateau schedule has made its last drop and the test error has since gone `patience` + 1 epochs
-        at the final rate without a new best, the point where the schedule would drop again. The run has then
-        converged at its last rate: more epochs at it buy nothing but time."""
+        """Whether a run ends before its epochs run out: its running training error has fallen to
+        `stop_at_train_top1`, or its schedule is spent on the validation error (`schedule_spent`). Reads no
+        test error: fit's history has none."""
         if not history:
             return False
         if self.stop_at_train_top1 is not None and history[-1]["train_top1"] <= self.stop_at_train_top1:
             return True
-        rates = [row["lr"] for row in history]
-        if not self.plateau_drops or sum(b < a for a, b in zip(rates, rates[1:])) < self.plateau_drops:
-            return False
-        errors = [row["test_top1"] for row in history]
-        since_best = len(errors) - 1 - errors.index(min(errors))
-        at_final_rate = len(rates) - rates.index(rates[-1])
-        return min(since_best, at_final_rate) > self.patience
+        return self.schedule_spent(history)
+
+    def schedule_spent(self, history: list[dict]) -> bool:
+        """Whether the plateau schedule has made its `plateau_drops` drops and then run out (schedule_spent)."""
+        return schedule_spent([row["lr"] for row in history], [row["val_top1"] for row in history],
+                              self.plateau_drops, self.patience)
 
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         if self.rule not in ("torch", "paper"):
@@ -142,6 +154,7 @@ class Recipe:
         return make(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
 
     def scheduler(self, optimizer: torch.optim.Optimizer):
+        """ReduceLROnPlateau, which engine.fit steps on the validation top-1 error; None for a constant rate."""
         if not self.plateau_drops:
             return None
         # min_lr stops it after `plateau_drops` divisions by 10 (the margin absorbs rounding)

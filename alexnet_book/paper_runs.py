@@ -33,6 +33,15 @@ def run_seeds(argv: list[str], out: Path, seeds) -> dict[int, dict]:
     return records
 
 
+def histories(records: dict[tuple[str, int], dict]) -> pd.DataFrame:
+    """Every run's per-epoch history ({(net, seed): run.json record}) as one frame, with variant and seed, and
+    the plateau_drops and patience its schedule ran with (regime.converged reads them). Its val_* columns are
+    the CLI's held-out images, which the schedule read."""
+    return pd.concat([pd.DataFrame(r["history"]).assign(variant=net, seed=seed, plateau_drops=r["config"]["plateau_drops"],
+                                                        patience=r["config"]["patience"])
+                      for (net, seed), r in records.items()], ignore_index=True)
+
+
 def run_summary(record: dict) -> dict:
     """One run.json as a table row: its ten-patch errors, epochs, training hours and median training speed.
 
@@ -55,7 +64,7 @@ def c10_entry(final: pd.DataFrame, net: str, profile) -> dict:
     judged on ILSVRC (the imagenet profile); elsewhere not measured, the profile's numbers in the note."""
     errors = final.xs(net, level="net").mean()
     imagenet = profile.dataset == "imagenet"
-    verdict, rule, note = claims.c10_imagenet_error(errors.ten_top1, errors.ten_top5, imagenet)
+    verdict, rule, note, _ = claims.c10_imagenet_error(errors.ten_top1, errors.ten_top5, imagenet)  # no threshold range
     if imagenet:
         return dict(measured=f"{errors.ten_top1:.1f} / {errors.ten_top5:.1f}", verdict=verdict, rule=rule,
                     unit="% top-1 / top-5 error", note=note)

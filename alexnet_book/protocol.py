@@ -7,16 +7,16 @@
   tell 0 from the paper's effect, whichever holds. `power_table` does this for every claim measured
   over seeds, with the seed-to-seed SD of the committed runs (results/cifar/*/metrics.json) standing in
   for the true one.
-- The range each threshold or tolerance is declared over (THRESHOLD_RANGES): `robust_verdict` judges a
-  measure at every threshold of its range (C1's line, C9's tolerance, the overfitting line, C11's
-  travel), and a verdict that changes inside it is inconclusive at this budget.
+- The range each threshold is declared over (THRESHOLD_RANGES, from claims.py): claims.robust_verdict judges
+  a measure at every threshold of its range (C1's line, the overfitting line, C11's travel, C9's pace
+  levels), and a verdict that changes inside it is inconclusive at this budget.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-from .claims import INCONCLUSIVE, MOVED_FROM_START, OVERFIT_GAP, VERDICTS, describe
+from .claims import C1_LINES, OVERFIT_LINES, TRAVEL_LINES, describe
 from .results import REPO
 from .stats import CONFIDENCE, Interval, from_summary, t_interval, t_multiplier
 
@@ -193,54 +193,8 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
 
 # The lines verdicts read, each over the range its verdict must hold in (robust_verdict); the middle
 # value is the one the rule uses now. A draft for protocol v2, declared before the rerun.
-THRESHOLD_RANGES = {
-    "C1: training-error line (%)": (20.0, 25.0, 30.0),  # the paper's 25%, 5 points either side (issue 32)
-    "C9: converged within (points of the run's best)": (0.5, 1.0, 1.5),  # notebook 06's 1.0; test error wanders
-    "overfitting line (test minus train, points)": (7.5, OVERFIT_GAP, 12.5),  # the regime of C5, C7 and C9
-    "C11: conv1 travel, |W - W0| / |W0|": (0.75, MOVED_FROM_START, 1.25),  # "far from the random start"
+THRESHOLD_RANGES = {  # the ranges live with the rules that judge over them (claims.robust_verdict)
+    "C1: training-error line (%)": C1_LINES,  # the paper's 25%, 5 points either side (issue 32)
+    "overfitting line (validation minus eval-mode training error, points)": OVERFIT_LINES,  # C5, C7 and C9
+    "C11: conv1 travel, |W - W0| / |W0|": TRAVEL_LINES,  # "far from the random start"
 }
-
-
-@dataclass(frozen=True)
-class Robustness:
-    """A verdict judged over a declared range of thresholds: the table (one row per threshold, with the
-    verdict and any measures the judge reported), the combined verdict and a note saying what it is
-    sensitive to (for the notebook and claims.csv's sensitivity column)."""
-
-    verdict: str
-    note: str
-    table: pd.DataFrame
-
-
-def robust_verdict(judge: Callable, thresholds: Iterable, name: str = "threshold") -> Robustness:
-    """Judge at every threshold; the common verdict when all agree, else inconclusive at this budget.
-
-    `judge(threshold)` returns a verdict, a claims rule's (verdict, rule, note), or a mapping with a
-    "verdict" key whose other keys (the measured value at that threshold, say) become table columns.
-    `name` says what the thresholds are, e.g. "training-error line (%)".
-    """
-    thresholds = list(thresholds)
-    if not thresholds:
-        raise ValueError("robust_verdict needs a declared range: at least one threshold")
-    table = pd.DataFrame([_row(judge(t)) for t in thresholds], index=pd.Index(thresholds, name=name))
-    unknown = set(table["verdict"]) - set(VERDICTS)
-    if unknown:
-        raise ValueError(f"unknown verdict(s) {', '.join(sorted(unknown))}; valid verdicts: {', '.join(VERDICTS)}")
-    span = f"{name} {_show(thresholds[0])} to {_show(thresholds[-1])}"
-    verdicts = table["verdict"].unique()
-    if len(verdicts) == 1:
-        return Robustness(verdicts[0], f"{verdicts[0]} at every {span}", table)
-    where = "; ".join(f"{v} at {', '.join(_show(t) for t in table.index[table['verdict'] == v])}" for v in verdicts)
-    return Robustness(INCONCLUSIVE, f"sensitive to the {name}: {where}", table)
-
-
-def _row(result) -> dict:
-    if isinstance(result, str):
-        return {"verdict": result}
-    if isinstance(result, Mapping):
-        return dict(result)
-    return {"verdict": result[0]}  # a claims rule's (verdict, rule, note)
-
-
-def _show(threshold) -> str:
-    return f"{threshold:g}" if isinstance(threshold, float | int) else str(threshold)

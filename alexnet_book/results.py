@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .claims import CLAIMS, claim_entry, describe
+from .claims import CLAIMS, Judgement, ci, claim_entry
+from .stats import Interval
 
 RESULTS_ENV = "ALEXNET_BOOK_RESULTS"
 REPO = Path(__file__).resolve().parents[1]
@@ -124,17 +125,21 @@ class Results:
         self.claims = [c for c in self.claims if c["id"] != claim_id] + [entry]
         return entry
 
-    def judged(self, claim_id: str, stats: dict, judgement: tuple[str, str, str], unit: str, note: str = "",
+    def judged(self, claim_id: str, estimate: dict | Interval, judgement: Judgement, unit: str, note: str = "",
                regime: dict | None = None) -> dict:
-        """Record a claim measured over seeds ({"mean", "std", "n"}, e.g. experiment.paired_gain) with the
-        (verdict, rule, regime note) its rule in claims.py returned, and print it for the reader."""
-        verdict, rule, regime_note = judgement
-        spread = round(stats["std"], 2) if stats["n"] > 1 else None
-        note = "; ".join(part for part in (note, regime_note) if part)
-        entry = self.claim(claim_id, round(stats["mean"], 2), verdict, rule, spread=spread, n=stats["n"], unit=unit,
-                           note=note, regime=regime)
-        print(f"{claim_id}: {describe(stats)} {unit} (paper: {CLAIMS[claim_id].paper}) -> {verdict}"
+        """Record a claim with the Judgement its rule in claims.py returned, and print it for the reader. The
+        estimate is a per-seed statistic ({"mean", "std", "n"}, e.g. experiment.paired_gain) or a
+        stats.Interval (a bootstrap over test images); the entry keeps its interval and what its n counts."""
+        interval = ci(estimate)
+        note = "; ".join(part for part in (note, judgement.note) if part)
+        spread = round(interval.sd, 2) if interval.bounded else None
+        entry = self.claim(claim_id, round(interval.mean, 2), judgement.verdict, judgement.rule, spread=spread,
+                           n=interval.n, unit=unit, note=note, regime=regime, interval=interval.as_dict(),
+                           sensitivity=judgement.sensitivity_text)
+        print(f"{claim_id}: {interval.describe()} {unit} (paper: {CLAIMS[claim_id].paper}) -> {judgement.verdict}"
               + (f"\n    {note}" if note else ""))
+        if judgement.sensitivity is not None:
+            print(judgement.sensitivity.to_string())
         return entry
 
     def save(self, **metrics) -> dict:

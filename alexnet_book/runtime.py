@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .backend import amp_dtype, dtype_name, pick_device, seed_everything
-from .data import ImageSet, experiment_data
+from .data import Splits, experiment_data
 from .optim import PAPER_LR, Recipe
 from .profiles import Budget, Profile, get_profile
 from .results import Results, shown
@@ -25,11 +25,12 @@ class Run:
     results: Results
     amp_dtype: torch.dtype | None  # autocast dtype of training and evaluation: None is fp32 (backend.amp_dtype)
 
-    def data(self) -> tuple[ImageSet, ImageSet]:
-        """The section experiment's training and test sets, cut to the budget (data.experiment_data)."""
-        train, test = experiment_data(self.profile, self.budget)
-        print(f"{len(train):,} training and {len(test):,} test images")
-        return train, test
+    def data(self) -> Splits:
+        """The section experiment's training, validation and test sets, cut to the budget (data.experiment_data):
+        `train, val, test = run.data()`. Validation drives every decision; the test set only reports."""
+        splits = experiment_data(self.profile, self.budget)
+        print(splits.sizes())
+        return splits
 
     def recipe(self, **changes) -> Recipe:
         """Section 5's SGD at its starting rate ε = 0.01, for the budget's epochs and batch; `changes` override."""
@@ -37,7 +38,8 @@ class Run:
 
     def train_options(self, train_transform=None, test_transform=None) -> dict:
         """What experiment.train_seeds needs from the run: device, autocast dtype, checkpoint folder, and the
-        transforms given (the test transform defaults to the training one, e.g. one Normalize for both)."""
+        transforms given (the test transform, which every evaluation uses, defaults to the training one, e.g.
+        one Normalize for both)."""
         transforms = {"train_transform": train_transform, "test_transform": test_transform or train_transform}
         return {**{k: v for k, v in transforms.items() if v is not None}, "device": self.device,
                 "amp_dtype": self.amp_dtype, "checkpoints": self.results.dir / "checkpoints"}

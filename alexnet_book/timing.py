@@ -15,6 +15,13 @@ from .engine import train_epoch
 from .loaders import TensorLoader
 
 
+def with_speed(history: list[dict] | pd.DataFrame, images_per_epoch: int) -> pd.DataFrame:
+    """A training history with each epoch's training img/s (a resumed epoch counts only its rest)."""
+    frame = pd.DataFrame(history)
+    frame["img_per_s"] = images_per_epoch / frame["seconds"]
+    return frame
+
+
 def sequential_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """AlexNet's layers in forward order: features, a flatten, classifier."""
     return [*model.features.named_children(), ("flatten", nn.Flatten()), *model.classifier.named_children()]

@@ -1,8 +1,9 @@
 """The full-training command: `python -m alexnet_book.train` (also installed as `alexnet-book-train`).
 
 It reads top to bottom: arguments -> config -> data -> model -> optimizer -> fit (engine.py:
-checkpoint, resume) -> ten-patch test -> logs. `torchrun --nproc_per_node=N -m alexnet_book.train ...`
-runs it data-parallel (distributed.py). Notebook 08 calls `main` with a profile's budget; `--images DIR`
+checkpoint, resume) -> ten-patch test -> logs. The held-out images (--test-size) are a validation split: the
+schedule reads them (history's val_*), the final ten-patch pass reports on them. `torchrun --nproc_per_node=N
+-m alexnet_book.train ...` runs it data-parallel (distributed.py). Notebook 08 calls `main` with a profile's budget; `--images DIR`
 trains on any folder of labelled images (folders.py), as notebook 12 does.
 """
 
@@ -28,7 +29,7 @@ from .optim import Recipe
 from .profiles import get_profile
 from .results import results_root, run_record, shown
 from .backend import AMP_CHOICES, amp_dtype, dtype_name, pick_device, seed_everything
-from .timing import loader_throughput, model_throughput
+from .timing import loader_throughput, model_throughput, with_speed
 from .versions import check_versions
 
 
@@ -61,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     budget.add_argument("--epochs", type=int)
     budget.add_argument("--batch-size", type=int, help="global batch, split evenly over the processes")
     budget.add_argument("--train-size", type=int, help="training images, a fixed subset (0: all)")
-    budget.add_argument("--test-size", type=int, help="test images, a fixed subset (0: all)")
+    budget.add_argument("--test-size", type=int, help="held-out (validation) images, a fixed subset (0: all)")
     budget.add_argument("--eval-batch-size", type=int, default=64,
                         help="test images per process and batch (the ten-patch test runs 10x as many patches)")
     optim = p.add_argument_group("optimizer (section 5)")
@@ -71,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optim.add_argument("--rule", choices=("torch", "paper"), default="torch",
                        help="torch.optim.SGD, or section 5's update rule (optim.PaperSGD)")
     optim.add_argument("--plateau-drops", type=int, default=3,
-                       help="divide the lr by 10 when the test error stops improving, at most this often")
+                       help="divide the lr by 10 when the validation error stops improving, at most this often")
     optim.add_argument("--patience", type=int, default=2, help="epochs without improvement before a drop")
     optim.add_argument("--seed", type=int, help="default: the profile's")
     net = p.add_argument_group("model (section 3)")
@@ -214,18 +215,18 @@ def transforms(side: int, mean: torch.Tensor, std: torch.Tensor, lighting, confi
 
 
 def memory_sets(profile, config: dict) -> tuple[data.ImageSet, data.ImageSet, torch.Tensor, torch.Tensor]:
-    """A run's training and test images (CIFAR-10 or synthetic shapes) and the mean and std it normalizes by."""
+    """A run's training and held-out images (CIFAR-10 or synthetic shapes) and the mean and std it normalizes by."""
     train = data.load_dataset(profile, "train", config["data_root"], limit=config["train_size"])
-    test = data.load_dataset(profile, "test", config["data_root"], limit=config["test_size"])
+    val = data.load_dataset(profile, "test", config["data_root"], limit=config["test_size"])
     mean, std = data.channel_stats(train.images)
-    return train, test, mean, torch.ones(3) if config["mean_only"] else std
+    return train, val, mean, torch.ones(3) if config["mean_only"] else std
 
 
 def memory_inputs(profile, config: dict, device: torch.device) -> dict:
     """CIFAR-10 or synthetic shapes, held on the device (loaders.TensorLoader)."""
     with distributed.rank0_first():  # one process downloads, decodes and caches; the others read its cache
-        train, test, mean, std = memory_sets(profile, config)
-    return tensor_loaders(train, test, mean, std, rgb_pca(train.images), config, device)
+        train, val, mean, std = memory_sets(profile, config)
+    return tensor_loaders(train, val, mean, std, rgb_pca(train.images), config, device)
 
 
 def own_inputs(profile, config: dict, device: torch.device) -> dict:
@@ -240,17 +241,17 @@ def own_inputs(profile, config: dict, device: torch.device) -> dict:
             "record": {**own.record, "mean_only": config["mean_only"]}, "split": own.split}
 
 
-def tensor_loaders(train: data.ImageSet, test: data.ImageSet, mean: torch.Tensor, std: torch.Tensor, lighting,
+def tensor_loaders(train: data.ImageSet, val: data.ImageSet, mean: torch.Tensor, std: torch.Tensor, lighting,
                    config: dict, device: torch.device) -> dict:
-    """Training, test and ten-patch loaders over image sets in memory (loaders.TensorLoader)."""
+    """Training, validation and ten-patch loaders over image sets in memory (loaders.TensorLoader)."""
     train_tf, test_tf, whole = transforms(train.images.shape[-1], mean, std, lighting, config)
     shards = dict(device=device, rank=distributed.rank(), world_size=distributed.world_size())
     batch, eval_batch = config["batch_size"] // distributed.world_size(), config["eval_batch_size"]
     return {
         "train": TensorLoader(train, batch, shuffle=True, seed=config["seed"], transform=train_tf, drop_last=True,
                               **shards),
-        "test": TensorLoader(test, eval_batch, transform=test_tf, **shards),
-        "ten_patch": lambda: TensorLoader(test, eval_batch, transform=whole, **shards),
+        "val": TensorLoader(val, eval_batch, transform=test_tf, **shards),
+        "ten_patch": lambda: TensorLoader(val, eval_batch, transform=whole, **shards),
         "classes": train.classes,
     }
 
@@ -279,16 +280,10 @@ def folder_inputs(profile, config: dict, device: torch.device) -> dict:
     return {
         "train": FolderLoader(part(train_set, config["train_size"]), batch, shuffle=True, seed=config["seed"],
                               transform=train_tf, **common),
-        "test": FolderLoader(val, eval_batch, transform=test_tf, **common),
+        "val": FolderLoader(val, eval_batch, transform=test_tf, **common),
         "ten_patch": lambda: FolderLoader(val, eval_batch, transform=whole, **common),  # whole 256x256 images
         "classes": train_set.classes,
     }
-
-
-def with_speed(history: list[dict] | pd.DataFrame, images_per_epoch: int) -> pd.DataFrame:
-    frame = pd.DataFrame(history)
-    frame["img_per_s"] = images_per_epoch / frame["seconds"]  # training only; a resumed epoch counts its rest
-    return frame
 
 
 # Errors that are the user's to fix end as one line (exit 2); a diverged run is not a usage error (exit 1).
@@ -359,7 +354,7 @@ def train(config: dict, device: torch.device) -> int:
                                  progress=main_rank, stop=distributed.agreed(stop),
                                  on_epoch=(lambda h: with_speed(h, images_per_epoch).to_csv(out / "history.csv", index=False))
                                  if main_rank else None)
-            history = fit(net, inputs["train"], inputs["test"], optimizer=optimizer, epochs=config["epochs"],
+            history = fit(net, inputs["train"], evaluate={"val": inputs["val"]}, optimizer=optimizer, epochs=config["epochs"],
                           scheduler=scheduler, options=options)
         except Interrupted as interrupted:
             if main_rank:
@@ -372,9 +367,10 @@ def train(config: dict, device: torch.device) -> int:
         if config.get("images"):
             import matplotlib.pyplot as plt  # only where a figure is drawn
 
+            from .experiment import figure_view
             from .plots import train_test_curves
 
-            curves = history.assign(variant="AlexNet", seed=config["seed"])
+            curves = figure_view(history.assign(variant="AlexNet", seed=config["seed"]))
             fig = train_test_curves(curves, title=f"{Path(config['images']).name}: {len(inputs['classes'])} classes")
             fig.savefig(out / "learning_curves.png", dpi=120, bbox_inches="tight")
             plt.close(fig)  # saved, not shown: a notebook calling main would draw it again

@@ -24,3 +24,5 @@ def test_names_that_read_alike_as_files_keep_two_files():
     assert path("wd 0") != path("wd-0")
     assert path("wd 0") == path("wd 0")
     assert path("wd 0") == checkpoint.run_path("runs", "wd 0", 0, nn.Linear(2, 2), Recipe(lr=0.1, epochs=40), 10)  # epochs left out
+    # a run scheduled on a validation split never resumes a checkpoint that was scheduled on the test set
+    assert path("wd 0") != checkpoint.run_path("runs", "wd 0", 0, nn.Linear(2, 2), Recipe(lr=0.1, epochs=2), 10, 5000)

@@ -73,7 +73,8 @@ def reference(tmp_path_factory) -> Path:
 def test_a_run_writes_history_record_and_checkpoint(reference):
     history = pd.read_csv(reference / "history.csv")
     assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
-    assert {"train_top1", "test_top1", "test_top5", "lr", "img_per_s"} <= set(history.columns)
+    assert {"train_top1", "val_top1", "val_top5", "lr", "img_per_s"} <= set(history.columns)
+    assert not any(column.startswith("test") for column in history.columns)  # its held-out set is named val
     assert (history["img_per_s"] > 0).all()
     record = json.loads((reference / "run.json").read_text())
     assert record["profile"] == "smoke" and record["git"] and record["versions"]["torch"] == torch.__version__

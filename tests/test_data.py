@@ -244,3 +244,35 @@ def test_a_cache_built_by_a_download_is_keyed_by_what_was_downloaded(tmp_path, m
     assert data.cached("thing", source, download) == {"n": 1}  # the folder did not exist before the build
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"thing-{data.fingerprint(source)}.pt"]
     assert data.cached("thing", source, download) == {"n": 1} and len(builds) == 1  # found on the next run
+
+
+def test_validation_never_meets_training_and_keeps_the_old_subsets():
+    full = data.ImageSet(torch.zeros(100, 3, 2, 2, dtype=torch.uint8), torch.arange(100), ())
+    train, val = data.split_validation(full, val_size=30, train_size=40, seed=0)
+    assert len(train) == 40 and len(val) == 30
+    assert not set(train.labels.tolist()) & set(val.labels.tolist())
+    assert train.labels.tolist() == full.subset(40, seed=0).labels.tolist()  # the same 40 images as before
+    again, val_again = data.split_validation(full, val_size=30, train_size=None, seed=0)
+    assert torch.equal(val_again.labels, val.labels) and len(again) == 70  # one validation set per profile
+
+
+@pytest.mark.parametrize("val_size, train_size", [(0, 10), (100, None), (30, 71)])
+def test_a_validation_split_that_cannot_be_had_says_why(val_size, train_size):
+    full = data.ImageSet(torch.zeros(100, 3, 2, 2, dtype=torch.uint8), torch.arange(100), ())
+    with pytest.raises(ValueError, match="validation"):
+        data.split_validation(full, val_size=val_size, train_size=train_size, seed=0)
+
+
+def test_a_section_experiment_gets_three_splits_and_the_validation_set_is_the_same_for_every_budget():
+    from alexnet_book.profiles import PROFILES, Budget
+
+    smoke = PROFILES["smoke"]
+    small, whole = (data.experiment_data(smoke, Budget(train_size=n)) for n in (500, None))
+    train, val, test = small
+    assert (len(train), len(val), len(test)) == (500, smoke.val_size, smoke.synthetic_sizes[1])
+    assert len(whole.train) == smoke.synthetic_sizes[0] - smoke.val_size  # all but the validation set
+    assert torch.equal(whole.val.images, val.images)
+    assert torch.equal(train.images, data.load_dataset(smoke, "train", limit=500).images)  # the old subset
+    seen = {bytes(image.numpy()) for image in whole.train.images}
+    assert not any(bytes(image.numpy()) in seen for image in val.images)  # validation never trains
+    assert PROFILES["cifar"].val_size == 5_000 and "300 validation" in small.sizes()

@@ -110,7 +110,7 @@ def test_two_gloo_processes_reach_the_weights_of_one_at_the_same_global_batch(tm
 
     # the logged metrics are every rank's together, not rank 0's half
     h1, h2 = pd.read_csv(one / "history.csv"), pd.read_csv(two / "history.csv")
-    columns = ["train_loss", "train_top1", "test_loss", "test_top1", "test_top5"]
+    columns = ["train_loss", "train_top1", "val_loss", "val_top1", "val_top5"]
     pd.testing.assert_frame_equal(h2[columns], h1[columns], rtol=1e-4)
     final = [json.loads((out / "run.json").read_text())["final"] for out in (one, two)]
     assert final[1] == pytest.approx(final[0])

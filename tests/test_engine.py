@@ -20,11 +20,12 @@ def small_net(dropout=0.0):
                          nn.Dropout(dropout), nn.Linear(8 * 15 * 15, 10))
 
 
-def loaders(n_train=256, n_test=128, seed=0):
-    train, test = data.synthetic(n_train, seed=seed), data.synthetic(n_test, seed=seed + 1)
+def loaders(n_train=256, n_val=128, seed=0):
+    """A training loader and a validation loader (other synthetic images, in order)."""
+    train, val = data.synthetic(n_train, seed=seed), data.synthetic(n_val, seed=seed + 1)
     norm = Normalize(*data.channel_stats(train.images))
     return (TensorLoader(train, 32, shuffle=True, seed=seed, transform=norm),
-            TensorLoader(test, 64, transform=norm))
+            TensorLoader(val, 64, transform=norm))
 
 
 def test_topk_errors_counts_misses():
@@ -57,32 +58,32 @@ def test_evaluate_counts_and_ten_patches():
 
 def test_fit_learns_synthetic_shapes_and_returns_history():
     seed_everything(0)
-    model, (train, test) = small_net(), loaders(512)
-    before = error_rates(evaluate(model, test))
-    history = fit(model, train, test, optimizer=torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9),
+    model, (train, val) = small_net(), loaders(512)
+    before = error_rates(evaluate(model, val))
+    history = fit(model, train, evaluate={"val": val}, optimizer=torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9),
                   epochs=8, options=QUIET)
     assert list(history.columns) == ["epoch", "lr", "train_loss", "train_top1", "train_top5",
-                                     "test_loss", "test_top1", "test_top5", "seconds"]
+                                     "val_loss", "val_top1", "val_top5", "seconds"]
     assert history["epoch"].tolist() == list(range(1, 9))
     assert before["top1"] > 70  # chance is 90% error
-    assert history["test_top1"].iloc[-1] < 50  # well below chance
+    assert history["val_top1"].iloc[-1] < 50  # well below chance
     assert history["train_loss"].iloc[-1] < 0.5 * history["train_loss"].iloc[0]
 
 
 def test_scheduler_steps_once_per_epoch():
-    model, (train, test) = small_net(), loaders()
+    model, (train, val) = small_net(), loaders()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.1)
-    history = fit(model, train, test, optimizer=optimizer, scheduler=scheduler, epochs=3, options=QUIET)
+    history = fit(model, train, evaluate={"val": val}, optimizer=optimizer, scheduler=scheduler, epochs=3, options=QUIET)
     assert history["lr"].tolist() == pytest.approx([0.1, 0.01, 0.001])
 
 
 def run(epochs, checkpoint=None):
     seed_everything(0)
-    model, (train, test) = small_net(dropout=0.5), loaders()
+    model, (train, val) = small_net(dropout=0.5), loaders()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
-    history = fit(model, train, test, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
+    history = fit(model, train, evaluate={"val": val, "train_eval": val}, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
                   options=FitOptions(checkpoint=checkpoint, progress=False))
     return model, history
 
@@ -176,11 +177,52 @@ def test_fit_ends_when_finished_says_so_and_a_rerun_trains_nothing_more(tmp_path
         return len(history) == 2  # e.g. Recipe.finished: the schedule is spent
 
     seed_everything(0)
-    model, (train, test) = small_net(), loaders()
+    model, (train, val) = small_net(), loaders()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     options = FitOptions(checkpoint=ckpt, finished=finished, progress=False)
-    history = fit(model, train, test, optimizer=optimizer, epochs=5, options=options)
+    history = fit(model, train, evaluate={"val": val}, optimizer=optimizer, epochs=5, options=options)
     assert history["epoch"].tolist() == [1, 2] and calls == [1, 2]
     weights = model[0].weight.detach().clone()
-    again = fit(model, train, test, optimizer=optimizer, epochs=5, options=options)
+    again = fit(model, train, evaluate={"val": val}, optimizer=optimizer, epochs=5, options=options)
     assert again["epoch"].tolist() == [1, 2] and torch.equal(model[0].weight, weights)
+
+
+def test_fit_takes_no_test_set_and_a_plateau_schedule_needs_validation():
+    model, (train, val) = small_net(), loaders()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match="fit evaluates no test set"):
+        fit(model, train, evaluate={"val": val, "test": val}, optimizer=optimizer, epochs=1, options=QUIET)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    with pytest.raises(ValueError, match="steps on the validation error"):
+        fit(model, train, evaluate={"train_eval": val}, optimizer=optimizer, scheduler=plateau, epochs=1, options=QUIET)
+
+
+def plateau_rates(errors, lr=0.05, patience=1):
+    """The learning rate of each epoch under ReduceLROnPlateau stepped on `errors`, replayed without a net."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=patience)
+    rates = []
+    for error in errors:
+        rates.append(optimizer.param_groups[0]["lr"])
+        scheduler.step(error)
+    return rates
+
+
+def test_the_plateau_schedule_steps_on_the_validation_error_only():
+    """The "val" images carry wrong labels (each shifted by one class): the better the net learns, the worse
+    its validation error, which stalls at once, so the rate drops; on its own training images (train_eval),
+    which keep improving, the schedule would not have dropped. The rates fit used are those a plateau
+    schedule fed the val column gives, and not those the train_eval column gives."""
+    seed_everything(0)
+    train_set = data.synthetic(256, seed=0)
+    norm = Normalize(*data.channel_stats(train_set.images))
+    shifted = data.ImageSet(train_set.images, (train_set.labels + 1) % 10, train_set.classes)
+    evaluate = {"val": TensorLoader(shifted, 64, transform=norm), "train_eval": TensorLoader(train_set, 64, transform=norm)}
+    model = small_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=1)
+    history = fit(model, TensorLoader(train_set, 32, shuffle=True, transform=norm), evaluate=evaluate,
+                  optimizer=optimizer, scheduler=scheduler, epochs=6, options=QUIET)
+    assert history["lr"].tolist() == pytest.approx(plateau_rates(history["val_top1"]))
+    assert history["lr"].iloc[-1] < 0.05  # the flat validation curve made it drop
+    assert plateau_rates(history["train_eval_top1"]) != pytest.approx(history["lr"].tolist())

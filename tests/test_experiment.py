@@ -5,14 +5,15 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet_book import claims, data, engine, experiment
+from alexnet_book import data, engine, experiment
 from alexnet_book.augment import Normalize, channels_last
+from alexnet_book.data import Splits
 from alexnet_book.optim import Recipe
 
 
-def runs(rows):
-    """A history from (variant, seed, epoch, train_top1, test_top1) tuples."""
-    return pd.DataFrame(rows, columns=["variant", "seed", "epoch", "train_top1", "test_top1"])
+def runs(rows, column="val_top1"):
+    """A frame from (variant, seed, epoch, train_top1, `column`) tuples: a history (val_top1) or finals (test_top1)."""
+    return pd.DataFrame(rows, columns=["variant", "seed", "epoch", "train_top1", column])
 
 
 def test_epochs_to_interpolates_between_epochs():
@@ -31,7 +32,7 @@ def test_learning_outcome_counts_runs_that_learned_and_averages_only_their_epoch
     assert table["runs that learned"].tolist() == [0, 2]
     assert math.isnan(table.loc["stuck", "epochs to 80% (mean)"])  # no run learned: no number, not the cap
     assert table.loc["learns", "epochs to 80% (mean)"] == pytest.approx((1 + 5 / 15 + 10 / 30) / 2)
-    assert table.loc["learns", "final test top-1"] == pytest.approx((72.0 + 55.0) / 2)
+    assert table.loc["learns", "final val top-1"] == pytest.approx((72.0 + 55.0) / 2)
 
 
 def test_speedup_is_paired_by_seed_and_flags_runs_that_never_got_there():
@@ -50,7 +51,8 @@ def test_speedup_is_paired_by_seed_and_flags_runs_that_never_got_there():
 
 def test_compare_and_paired_gain_use_the_last_epoch_of_each_seed():
     history = runs([("a", 0, 1, 50, 40.0), ("a", 0, 2, 40, 30.0), ("b", 0, 1, 50, 35.0), ("b", 0, 2, 40, 28.0),
-                    ("a", 1, 1, 50, 45.0), ("a", 1, 2, 40, 32.0), ("b", 1, 1, 50, 44.0), ("b", 1, 2, 40, 31.0)])
+                    ("a", 1, 1, 50, 45.0), ("a", 1, 2, 40, 32.0), ("b", 1, 1, 50, 44.0), ("b", 1, 2, 40, 31.0)],
+                   column="test_top1")
     table = experiment.compare(history)
     assert table.loc["a", "mean"] == 31.0 and table.loc["b", "mean"] == 29.5 and table.loc["a", "n"] == 2
     gain = experiment.paired_gain(history, worse="a", better="b")
@@ -76,46 +78,141 @@ def tiny():
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64, 10))
 
 
+def splits(n_train=256, n_val=64, n_test=64) -> Splits:
+    return Splits(data.synthetic(n_train, size=16), data.synthetic(n_val, size=16, seed=2),
+                  data.synthetic(n_test, size=16, seed=1))
+
+
 def test_train_seeds_is_repeatable_and_resumes_from_checkpoints(tmp_path):
-    train, test = data.synthetic(256, size=16), data.synthetic(64, size=16, seed=1)
-    norm = Normalize.from_images(train.images)
+    sets = splits()
+    norm = Normalize.from_images(sets.train.images)
     options = dict(seeds=[0, 1], train_transform=norm, test_transform=norm)
     recipe = Recipe(lr=0.05, epochs=2, batch_size=32)
-    first, models = experiment.train_seeds("tiny", tiny, recipe, train, test, checkpoints=tmp_path, **options)
-    assert first["seed"].tolist() == [0, 0, 1, 1] and set(first["variant"]) == {"tiny"} and len(models) == 2
+    first = experiment.train_seeds("tiny", tiny, recipe, sets, checkpoints=tmp_path, **options)
+    history, models = first.history, first.models
+    assert history["seed"].tolist() == [0, 0, 1, 1] and set(history["variant"]) == {"tiny"} and len(models) == 2
+    assert {"val_top1", "train_eval_top1", "train_top1"} <= set(history.columns)
+    assert not any(column.startswith("test") for column in history.columns)  # no test curve
+    assert first.finals["seed"].tolist() == [0, 1] and first.finals["epoch"].tolist() == [2, 2]
     assert models[0][0].weight.is_contiguous(memory_format=torch.channels_last)
-    again, _ = experiment.train_seeds("tiny", tiny, recipe, train, test, **options)
-    pd.testing.assert_frame_equal(first.drop(columns="seconds"), again.drop(columns="seconds"))
+    again = experiment.train_seeds("tiny", tiny, recipe, sets, **options)
+    pd.testing.assert_frame_equal(history.drop(columns="seconds"), again.history.drop(columns="seconds"))
+    pd.testing.assert_frame_equal(first.finals.drop(columns="seconds"), again.finals.drop(columns="seconds"))
     # a finished run is read back from its checkpoint, not trained again
-    resumed, resumed_models = experiment.train_seeds("tiny", tiny, recipe, train, test, checkpoints=tmp_path, **options)
+    resumed = experiment.train_seeds("tiny", tiny, recipe, sets, checkpoints=tmp_path, **options)
     assert len(list(tmp_path.glob("tiny-seed*.pt"))) == 2
-    pd.testing.assert_frame_equal(first, resumed)
-    assert torch.equal(models[1][0].weight, resumed_models[1][0].weight)
+    pd.testing.assert_frame_equal(history, resumed.history)
+    pd.testing.assert_frame_equal(first.finals, resumed.finals)  # the test errors of the same final weights
+    assert torch.equal(models[1][0].weight, resumed.models[1][0].weight)
+
+
+def test_finals_hold_the_test_errors_of_the_final_weights_and_train_eval_is_eval_mode():
+    """finals' test_* are engine.evaluate over the test set with the last weights; train_eval_* are the first
+    TRAIN_EVAL_IMAGES training images of one fixed draw, in eval mode: dropout off, no augmentation."""
+    sets = splits()
+    norm = Normalize.from_images(sets.train.images)
+    def dropout_net():  # in train mode its outputs would differ from pass to pass
+        return nn.Sequential(tiny(), nn.Dropout(0.9))
+
+    trained = experiment.train_seeds("d", dropout_net, Recipe(lr=0.05, epochs=1, batch_size=32), sets, seeds=[0],
+                                     train_transform=norm, test_transform=norm)
+    model = trained.models[0]
+    def rates(images):
+        return engine.error_rates(engine.evaluate(model, experiment.eval_loader(images, norm, torch.device("cpu"))))
+    final = trained.finals.iloc[0]
+    assert final["test_top1"] == pytest.approx(rates(sets.test)["top1"])
+    subset = sets.train.subset(experiment.TRAIN_EVAL_IMAGES, experiment.TRAIN_EVAL_SEED)
+    assert final["train_eval_top1"] == pytest.approx(rates(subset)["top1"])
+    assert final["val_top1"] == pytest.approx(rates(sets.val)["top1"])
+
+
+class Sealed:
+    """An ImageSet that raises when anything reads it, unless `experiment.final_test_errors` (the final evaluation
+    of a run) is under way."""
+
+    open = False
+
+    def __init__(self, images):
+        self._images = images
+
+    def __getattr__(self, name):
+        if not Sealed.open:
+            raise AssertionError(f"the test set was read ({name}) outside the final evaluation")
+        return getattr(self._images, name)
+
+    def __len__(self):
+        if not Sealed.open:
+            raise AssertionError("the test set was read (len) outside the final evaluation")
+        return len(self._images)
+
+
+def test_nothing_but_the_final_evaluation_reads_the_test_set(monkeypatch, tmp_path):
+    """The proof of issue 32's first point: a run with a plateau schedule and an early end (which read the
+    validation error every epoch) trains to the end with its test set sealed; the set is read only by the
+    final evaluation, once per seed, after that seed's training has ended."""
+    sets = splits()
+    sealed = Splits(sets.train, sets.val, Sealed(sets.test))
+    events, final_evaluation, fit = [], experiment.final_test_errors, experiment.fit
+
+    def unsealed(model, test, *args, **kwargs):
+        events.append("test")
+        Sealed.open = True
+        try:
+            return final_evaluation(model, test, *args, **kwargs)
+        finally:
+            Sealed.open = False
+
+    def logged_fit(*args, **kwargs):
+        history = fit(*args, **kwargs)
+        events.append("fit")
+        return history
+
+    monkeypatch.setattr(experiment, "final_test_errors", unsealed)
+    monkeypatch.setattr(experiment, "fit", logged_fit)
+    norm = Normalize.from_images(sets.train.images)
+    recipe = Recipe(lr=0.05, epochs=6, batch_size=32, plateau_drops=2, patience=0)
+    trained = experiment.train_seeds("sealed", tiny, recipe, sealed, seeds=[0, 1], train_transform=norm,
+                                     test_transform=norm, checkpoints=tmp_path)
+    assert events == ["fit", "test", "fit", "test"]
+    assert trained.finals["test_top1"].notna().all() and len(trained.finals) == 2
+    unsealed_run = experiment.train_seeds("sealed", tiny, recipe, sets, seeds=[0, 1], train_transform=norm,
+                                          test_transform=norm)
+    pd.testing.assert_frame_equal(trained.history.drop(columns="seconds"), unsealed_run.history.drop(columns="seconds"))
+    with pytest.raises(AssertionError, match="outside the final evaluation"):
+        len(sealed.test)  # the seal holds: the run passed because nothing else read it
+
+
+def test_a_sweep_never_reads_the_test_set():
+    sets = splits(128)
+    sealed = Splits(sets.train, sets.val, Sealed(sets.test))
+    norm = Normalize.from_images(sets.train.images)
+    sweep = experiment.sweep_lr("tiny", tiny, Recipe(lr=0, epochs=1, batch_size=32), [0.05], sealed,
+                                train_transform=norm, test_transform=norm, extend=0)
+    assert sweep["val_top1"].tolist()[0] < 100
 
 
 def test_a_longer_budget_continues_the_finished_runs_and_equals_a_straight_run(tmp_path):
-    train, test = data.synthetic(256, size=16), data.synthetic(64, size=16, seed=1)
-    norm = Normalize.from_images(train.images)
+    sets = splits()
+    norm = Normalize.from_images(sets.train.images)
     options = dict(seeds=[0], train_transform=norm, test_transform=norm)
     short, longer = Recipe(lr=0.05, epochs=2, batch_size=32), Recipe(lr=0.05, epochs=3, batch_size=32)
-    experiment.train_seeds("tiny", tiny, short, train, test, checkpoints=tmp_path / "extended", **options)
-    extended, extended_models = experiment.train_seeds("tiny", tiny, longer, train, test,
-                                                       checkpoints=tmp_path / "extended", **options)
-    straight, straight_models = experiment.train_seeds("tiny", tiny, longer, train, test, **options)
+    experiment.train_seeds("tiny", tiny, short, sets, checkpoints=tmp_path / "extended", **options)
+    extended = experiment.train_seeds("tiny", tiny, longer, sets, checkpoints=tmp_path / "extended", **options)
+    straight = experiment.train_seeds("tiny", tiny, longer, sets, **options)
     assert len(list((tmp_path / "extended").glob("*.pt"))) == 1  # one run, extended in place
-    pd.testing.assert_frame_equal(extended.drop(columns="seconds"), straight.drop(columns="seconds"))
-    assert torch.equal(extended_models[0][0].weight, straight_models[0][0].weight)
+    pd.testing.assert_frame_equal(extended.history.drop(columns="seconds"), straight.history.drop(columns="seconds"))
+    assert torch.equal(extended.models[0][0].weight, straight.models[0][0].weight)
     with pytest.raises(engine.CheckpointMismatch, match="holds 3 epochs, more than the 2 asked for"):
-        experiment.train_seeds("tiny", tiny, short, train, test, checkpoints=tmp_path / "extended", **options)
+        experiment.train_seeds("tiny", tiny, short, sets, checkpoints=tmp_path / "extended", **options)
 
 
 def test_sweep_scores_a_diverging_rate_as_100_and_best_lr_picks_the_lowest_error():
-    train = data.synthetic(128, size=16)
-    norm = Normalize.from_images(train.images)
-    sweep = experiment.sweep_lr("tiny", tiny, Recipe(lr=0, epochs=1, batch_size=32), [0.05, 1e12], train,
-                                train_transform=norm, extend=0)
-    assert sweep["train_top1"].tolist() == [pytest.approx(sweep["train_top1"][0]), 100.0]
-    assert sweep["train_top1"][0] < 100.0
+    sets = splits(128)
+    norm = Normalize.from_images(sets.train.images)
+    sweep = experiment.sweep_lr("tiny", tiny, Recipe(lr=0, epochs=1, batch_size=32), [0.05, 1e12], sets,
+                                train_transform=norm, test_transform=norm, extend=0)
+    assert sweep["val_top1"].tolist() == [pytest.approx(sweep["val_top1"][0]), 100.0]
+    assert sweep["val_top1"][0] < 100.0
     assert experiment.best_lr(sweep) == 0.05
 
 
@@ -143,34 +240,13 @@ def test_ten_patch_errors_centre_and_ten_patches():
     assert 0 <= errors["ten_top5"] <= errors["ten_top1"]
 
 
-def test_epochs_to_best_flags_runs_still_improving_as_converged_judges_them():
-    curves = {"settled": [50, 40.2, 40.0, 40.3, 40.1, 45], "falling": [50, 45, 41, 40, 39.5, 39.2],
-              "creeping": [50, 40, 39.9, 39.8, 39.7, 39.6]}  # creeping: its best is the last epoch, but by 0.3
-    history = runs([(name, 0, e, 0, v) for name, curve in curves.items() for e, v in enumerate(curve, 1)])
-    table = experiment.epochs_to_best(history).set_index("variant")
-    assert table["epochs"].to_dict() == {"settled": 2, "falling": 5, "creeping": 2}  # within 0.5 of each best
-    assert table["still_improving"].to_dict() == {"settled": False, "falling": True, "creeping": False}
-    for name in curves:  # one test of "converged" for the table and for the regime check
-        assert experiment.converged(history[history.variant == name]) == (not table.loc[name, "still_improving"])
-
-
-def test_smoothing_keeps_one_lucky_epoch_from_deciding():
-    noisy = runs([("a", 0, e, 0, v) for e, v in enumerate([60, 45, 40, 42, 40, 42, 40, 42, 38.9], 1)])
-    assert not experiment.converged(noisy)  # the lucky last epoch beats the earlier best by 1.1 points
-    assert experiment.converged(noisy, smooth=3)  # centred 3-epoch means: 40.3 at the end vs 40.7 before
-    dip = runs([("a", 0, e, 0, v) for e, v in enumerate([60, 50, 42, 41, 40, 38, 41, 40, 41, 40], 1)])
-    assert experiment.epochs_to_best(dip)["epochs"].item() == 6  # the dip to 38 sets the best
-    smooth = experiment.epochs_to_best(dip, smooth=3)
-    assert smooth["epochs"].item() == 5 and smooth["best"].item() == pytest.approx(119 / 3)
-
-
 def test_initial_model_is_where_train_seeds_started():
-    train = data.synthetic(64, size=16)
-    norm = Normalize.from_images(train.images)
-    _, (still,) = experiment.train_seeds("t", tiny, Recipe(lr=0.0, epochs=1, batch_size=32), train, seeds=[3],
-                                         train_transform=norm)
-    _, (moved,) = experiment.train_seeds("t", tiny, Recipe(lr=0.1, epochs=1, batch_size=32), train, seeds=[3],
-                                         train_transform=norm)
+    sets = splits(64)
+    norm = Normalize.from_images(sets.train.images)
+    (still,) = experiment.train_seeds("t", tiny, Recipe(lr=0.0, epochs=1, batch_size=32), sets, seeds=[3],
+                                      train_transform=norm, test_transform=norm).models
+    (moved,) = experiment.train_seeds("t", tiny, Recipe(lr=0.1, epochs=1, batch_size=32), sets, seeds=[3],
+                                      train_transform=norm, test_transform=norm).models
     start = experiment.initial_model(tiny, 3)
     assert all(torch.equal(a, b) for a, b in zip(still.parameters(), start.parameters()))
     assert not torch.equal(moved[0].weight, start[0].weight)
@@ -198,34 +274,6 @@ def test_describe_ratio_says_when_it_is_a_bound():
                           index=["paper", "pytorch"])
     assert experiment.describe_ratio(ratios.loc["paper"]) == "at least 1.45x ± 0.07"
     assert experiment.describe_ratio(ratios.loc["pytorch"]) == "1.50x ± 0.10"
-
-
-def test_converged_needs_every_run_to_stop_improving():
-    flat = runs([("a", 0, e, 0, v) for e, v in enumerate([60, 45, 40, 39.8, 40.1, 39.9], 1)])
-    falling = runs([("a", 0, e, 0, v) for e, v in enumerate([60, 50, 45, 42, 40, 38], 1)])
-    assert experiment.converged(flat) and not experiment.converged(falling)
-    assert not experiment.converged(pd.concat([flat, falling.assign(seed=1)]))
-    assert not experiment.converged(flat.head(3))  # too short to tell
-
-
-def test_gain_state_says_whether_training_settled_a_gain():
-    flat = [60, 45, 40, 39.8, 40.1, 39.9]
-    falling = [60, 50, 45, 42, 40, 38]
-    def history(worse, better):
-        return runs([(name, 0, e, 0, v) for name, curve in (("worse", worse), ("better", better))
-                     for e, v in enumerate(curve, 1)])
-    assert experiment.gain_state(history(flat, flat), "worse", "better") == claims.CONVERGED
-    assert experiment.gain_state(history(flat, falling), "worse", "better") == claims.LOWER_BOUND
-    assert experiment.gain_state(history(falling, flat), "worse", "better") == claims.STILL_IMPROVING
-    assert experiment.gain_state(history(falling, falling), "worse", "better") == claims.STILL_IMPROVING
-
-
-def test_overfits_reads_the_final_gap_of_one_variant():
-    history = pd.DataFrame({"variant": ["a", "a", "b"], "seed": [0, 0, 0], "epoch": [1, 2, 2],
-                            "train_top1": [50.0, 20.0, 45.0], "test_top1": [55.0, 40.0, 46.0]})
-    assert experiment.overfitting_gap(history, "a") == 20.0 and experiment.overfitting_gap(history, "b") == 1.0
-    assert claims.overfits(experiment.overfitting_gap(history, "a"))
-    assert not claims.overfits(experiment.overfitting_gap(history, "b"))
 
 
 def test_ensemble_averages_softmax_outputs():
@@ -265,3 +313,10 @@ def test_first_to_learn_is_the_first_variant_that_learned_in_every_run():
 def test_describe_schedule_says_when_the_rate_never_dropped():
     assert "never dropped in 14 epochs" in experiment.describe_schedule(pd.Series({"paper": [], "torch": []}), 14)
     assert "dropped in 1 of 2 runs" in experiment.describe_schedule(pd.Series({"paper": [5], "torch": []}), 14)
+
+
+def test_train_seeds_wants_the_test_time_transform_beside_the_training_one():
+    sets = splits(64)
+    norm = Normalize.from_images(sets.train.images)
+    with pytest.raises(ValueError, match="pass test_transform too"):  # else validation would see raw pixels
+        experiment.train_seeds("t", tiny, Recipe(lr=0.1, epochs=1, batch_size=32), sets, seeds=[0], train_transform=norm)

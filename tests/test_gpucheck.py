@@ -132,9 +132,9 @@ def test_the_loader_outlasts_its_queue_and_the_cifar_epoch_includes_the_test_pas
     assert gpucheck.matmul_fraction().endswith("1,000 img/s = 4.34 of it")
     assert "128 batches of 16, 32 in flight" in gpucheck.loader_against_model()
     assert trees == [128 * 16]
-    line = gpucheck.cifar_epochs(test_images=8)
-    assert line.startswith("50,000-image training epoch + 8-image test pass: layers-80sec (02) 50.0 + ")
-    assert line.count(" 50.0 + ") == len(bench.CIFAR_NETS)  # training (1,000 img/s) + the test pass, per net
+    line = gpucheck.cifar_epochs(eval_images=8)
+    assert line.startswith("45,000-image training epoch + 8-image evaluation passes: layers-80sec (02) 45.0 + ")
+    assert line.count(" 45.0 + ") == len(bench.CIFAR_NETS)  # training (1,000 img/s) + the evaluations, per net
     assert timed == ["AlexNet", "AlexNet", "Layers80Sec", "ConvLocal", "CifarAlexNet", "CifarAlexNet"]
 
 

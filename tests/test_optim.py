@@ -142,7 +142,8 @@ def test_compare_after_drop_coincides_then_parts():
 
 
 def rows(rates, errors, train=50.0):
-    return [{"epoch": e + 1, "lr": lr, "train_top1": train, "test_top1": err} for e, (lr, err) in enumerate(zip(rates, errors))]
+    """fit's history rows: `errors` the validation error, which the schedule reads."""
+    return [{"epoch": e + 1, "lr": lr, "train_top1": train, "val_top1": err} for e, (lr, err) in enumerate(zip(rates, errors))]
 
 
 def test_a_plateau_run_is_finished_once_its_last_rate_goes_patience_plus_one_epochs_without_a_new_best():
@@ -159,7 +160,20 @@ def test_a_plateau_run_is_finished_once_its_last_rate_goes_patience_plus_one_epo
     # the best came before the last drop: the run needs patience + 1 epochs at the last rate all the same
     assert not recipe.finished(rows([0.1, 0.01, 0.001, 0.001], [30, 35, 36, 36]))
     assert recipe.finished(rows([0.1, 0.01, 0.001, 0.001, 0.001], [30, 35, 36, 36, 36]))
-    assert not Recipe(lr=0.1, epochs=50).finished(rows([0.1] * 9, [30] + [40] * 8))  # a constant rate never ends early
+    assert not Recipe(lr=0.1, epochs=50, plateau_drops=0).finished(rows([0.1] * 9, [30] + [40] * 8))  # a constant rate never ends early
+
+
+def test_recipes_anneal_three_times_by_default_on_the_validation_error():
+    from alexnet_book.optim import PAPER_DROPS, Recipe
+
+    recipe = Recipe(lr=0.01, epochs=50)
+    assert recipe.plateau_drops == PAPER_DROPS == 3  # section 5: "reduced three times prior to termination"
+    scheduler = recipe.scheduler(recipe.optimizer(torch.nn.Linear(2, 2)))
+    assert scheduler.min_lrs[0] == pytest.approx(1e-5, rel=1e-5)  # three divisions by 10, no fourth
+    three = [0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001, 0.00001, 0.00001, 0.00001, 0.00001]
+    history = rows(three, [50, 40, 39, 38, 37, 36, 35, 36, 36, 36])
+    assert recipe.finished(history) and not recipe.finished(history[:-1])  # 3 epochs after the best, not 2
+    assert not recipe.finished([{**row, "val_top1": 60 - row["epoch"]} for row in history])  # validation still improving
 
 
 def test_a_run_is_finished_at_its_training_error_target():
