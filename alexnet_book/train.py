@@ -154,6 +154,9 @@ def resolve_config(args: argparse.Namespace, device: torch.device) -> dict:
         config[key] = config[key] or None  # 0: all
     config["seed"] = profile.seed if args.seed is None else args.seed
     config["amp"] = args.amp or profile.amp or "float32"
+    # protocol v2: the plateau schedule reads the held-out validation split; a checkpoint without this key was
+    # scheduled on the test split (protocol v1), so prepare_out refuses to resume it rather than mix the two
+    config["schedule_split"] = "val"
     default_out = f"images-{args.images.resolve().name}" if args.images else NOTEBOOK
     config["out"] = args.out or results_root() / profile.name / default_out
     if args.images:

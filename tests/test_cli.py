@@ -126,6 +126,17 @@ def test_changed_settings_refuse_to_resume_unless_fresh(reference, tmp_path, cap
     assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2]
 
 
+def test_a_checkpoint_scheduled_on_the_test_split_is_not_resumed(tmp_path, capsys):
+    out = tmp_path / "v1"
+    args = [*TINY, "--epochs", "1", "--train-size", "32", "--out", str(out)]
+    assert train.main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    del config["schedule_split"]  # as protocol v1 wrote it
+    (out / "config.json").write_text(json.dumps(config))
+    assert train.main(args) == 2
+    assert "other settings (schedule_split)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flags, code, message", [
     (["--profile", "huge"], 2, "unknown profile 'huge'; valid profiles: smoke, cifar, imagenet"),
     (["--profile", "cifar", "--data-root", "/nonexistent"], 2, "CIFAR-10 not found. Looked in:"),
