@@ -52,12 +52,16 @@ def test_every_workflow_target_is_a_documented_makefile_target():
         assert f"make {target}" in README, f"ci.yml runs `make {target}`, which the README never mentions"
 
 
-def test_every_job_uses_pyprojects_python():
+def test_every_job_uses_pyprojects_pythons_and_the_tests_run_on_each():
     requires = SpecifierSet(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"])
     pythons = uses("actions/setup-python")
     assert len(pythons) == len(WORKFLOW["jobs"])
+    matrix = WORKFLOW["jobs"]["test"]["strategy"]["matrix"]["python"]
+    assert matrix == ["3.11", "3.12", "3.13"]  # quoted: YAML reads 3.10 as 3.1
+    assert all(f"{version}.0" in requires for version in matrix) and "3.14.0" not in requires
     for setup in pythons:
-        assert setup["python-version"] == "3.11" and "3.11.0" in requires  # quoted: YAML reads 3.10 as 3.1
+        version = setup["python-version"]
+        assert version == "${{ matrix.python }}" or (version in matrix)
 
 
 def test_caches_and_cancels_superseded_runs():
