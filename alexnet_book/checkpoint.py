@@ -26,13 +26,14 @@ def file_name(name: str) -> str:
 def run_path(folder: str | Path, name: str, seed: int, model: torch.nn.Module, recipe, n_train: int,
              n_val: int | None = None) -> Path:
     """One file per (variant, seed) in `folder`, keyed by the model and recipe so a changed experiment starts afresh.
-    The epoch count is left out of the key: a longer budget continues the finished runs (nothing in a
-    recipe's schedule depends on it), so on CPU 25 epochs extended to 40 equal 40 trained at once. The key
+    The epoch count and the early ends (stop_at_train_top1, give_up_after) are left out of the key: they end a
+    run, never change its course, so a longer budget or a lower line continues the finished runs; on CPU 25
+    epochs extended to 40 equal 40 trained at once. The key
     holds the name as given, so two names that read alike as files ("wd 0", "wd-0") still get two files.
     `n_val`, the validation images the schedule reads, is in the key when given: a run scheduled on the test
     set (before validation splits) never resumes as one scheduled on validation."""
     split = f"val{n_val}" if n_val is not None else ""
-    key = hashlib.sha1(f"{name}{model!r}{replace(recipe, epochs=0)!r}{n_train}{split}".encode()).hexdigest()[:8]
+    key = hashlib.sha1(f"{name}{model!r}{replace(recipe, epochs=0, stop_at_train_top1=None, give_up_after=None)!r}{n_train}{split}".encode()).hexdigest()[:8]
     return Path(folder) / f"{file_name(name)}-seed{seed}-{key}.pt"
 
 

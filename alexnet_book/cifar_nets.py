@@ -71,6 +71,9 @@ class ConvLocal(nn.Module):
     config's locally-connected layers local3 (64 filters) and local4 (32)."""
 
     CUDA_CONVNET_INIT = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.04, "conv4": 0.04, "fc5": 0.01}
+    # layer-params-conv-local-11pct's weight decay (`wc`): none on the conv layers, 0.004 on local3, local4 and
+    # fc10 (here conv3, conv4 and fc5); for Recipe(layer_weight_decay=...)
+    CUDA_CONVNET_WEIGHT_DECAY = (("conv1", 0.0), ("conv2", 0.0), ("conv3", 0.004), ("conv4", 0.004), ("fc5", 0.004))
 
     def __init__(self, lrn: bool = True, num_classes: int = 10):
         super().__init__()

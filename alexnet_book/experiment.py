@@ -142,10 +142,55 @@ def sweep_lr(name: str, make_model, recipe: Recipe, lrs, sets: Splits, *, seed: 
 
 def _sweep_point(name, make_model, recipe: Recipe, sets: Splits, seed: int, options: dict) -> float:
     try:
-        trained = train_seeds(f"{name}-lr{recipe.lr:.3g}", make_model, recipe, sets, seeds=[seed], **options)
+        trained = train_seeds(run_name(name, recipe.lr), make_model, recipe, sets, seeds=[seed], **options)
         return float(trained.history["val_top1"].iloc[-1])
     except NonFiniteLossError:
         return 100.0
+
+
+def sweep_to_line(name: str, make_model, recipe: Recipe, lrs, sets: Splits, *, seeds, line: float, extend: int = 2,
+                  **options) -> pd.DataFrame:
+    """C1's sweep on its own criterion: epochs each rate needs to bring the running training error to `line`,
+    seed by seed, under `recipe.epochs` (the cap). A rate's score is its slowest seed: the rate that gets every
+    seed across soonest is the fastest ("to make training as fast as possible"), the mean breaking ties, and
+    where no run crossed, the mean final training error.
+
+    Rates are tried from the highest down, and a run stops once it can no longer win: at the slowest seed of
+    the best rate so far (`give_up_after`), so the pruning never changes the answer. A diverging run scores
+    inf. When the best rate sits at an end of the grid, the grid grows past it, up to `extend` times. Each run
+    is `run_name(name, lr)`'s, so train_seeds under that name (and a lower `stop_at_train_top1`) continues the
+    chosen rate's runs instead of training them again."""
+    lrs, scores, rows, sets = sorted(lrs), {}, [], replace(sets, test=None)
+    for _ in range(extend + 1):
+        for lr in sorted(set(lrs) - set(scores), reverse=True):
+            best = min((score[0] for score in scores.values()), default=math.inf)
+            reached, final = [], []
+            for seed in seeds:
+                cap = recipe.epochs if math.isinf(best) else min(recipe.epochs, math.ceil(best))
+                run = replace(recipe, lr=lr, stop_at_train_top1=line, give_up_after=cap)
+                try:
+                    history = train_seeds(run_name(name, lr), make_model, run, sets, seeds=[seed], **options).history
+                    epochs, final_error = epochs_to(history, line), float(history["train_top1"].iloc[-1])
+                except NonFiniteLossError:
+                    epochs, final_error = math.nan, math.inf
+                reached.append(math.inf if math.isnan(epochs) else epochs)
+                final.append(final_error)
+                rows.append({"variant": name, "lr": lr, "seed": seed, "epochs_to_line": reached[-1], "cap": cap,
+                             "final_train_top1": final[-1]})
+                if reached[-1] > best:  # this rate cannot win: its remaining seeds need not run
+                    break
+            scores[lr] = (max(reached), sum(reached) / len(reached), sum(final) / len(final))
+        chosen = min(scores, key=scores.get)
+        if math.isinf(scores[chosen][0]) or len(lrs) < 2 or chosen not in (lrs[0], lrs[-1]):
+            break
+        lrs = [lrs[0] * lrs[0] / lrs[1], *lrs] if chosen == lrs[0] else [*lrs, lrs[-1] * lrs[-1] / lrs[-2]]
+    table = pd.DataFrame(rows)
+    return table.assign(chosen=table["lr"] == chosen)
+
+
+def run_name(name: str, lr: float) -> str:
+    """The checkpoint name of a sweep's run at `lr`."""
+    return f"{name}-lr{lr:.3g}"
 
 
 def best_lr(sweep: pd.DataFrame) -> float:

@@ -128,9 +128,15 @@ class Recipe:
     weight_decay: float = 0.0
     batch_size: int = 128
     stop_at_train_top1: float | None = None  # end a run early once its training error (%) falls to this
+    give_up_after: int | None = None  # end a run after this many epochs, for a sweep's pruning (sweep_to_line)
     rule: str = "torch"  # "torch": torch.optim.SGD; "paper": section 5's update rule (optim.PaperSGD)
     plateau_drops: int = PAPER_DROPS
     patience: int = 2
+    # Per-layer weight decay, as cuda-convnet's layer-params files give it (`wc`): ((layer name, decay), ...).
+    # The named layers' weights decay at their own rate and every bias at none, as in cuda-convnet, whose `wc`
+    # is a weights-only setting; a layer not named keeps `weight_decay`. Its update adds wc * epsW * W to the
+    # step of a mean gradient scaled by epsW, which is torch's weight_decay * lr * W: wc carries over unchanged.
+    layer_weight_decay: tuple[tuple[str, float], ...] = ()
 
     def finished(self, history: list[dict]) -> bool:
         """Whether a run ends before its epochs run out: its running training error has fallen to
@@ -139,6 +145,8 @@ class Recipe:
         if not history:
             return False
         if self.stop_at_train_top1 is not None and history[-1]["train_top1"] <= self.stop_at_train_top1:
+            return True
+        if self.give_up_after is not None and len(history) >= self.give_up_after:
             return True
         return self.schedule_spent(history)
 
@@ -151,7 +159,22 @@ class Recipe:
         if self.rule not in ("torch", "paper"):
             raise ValueError(f"unknown update rule {self.rule!r}; valid: 'torch', 'paper'")
         make = PaperSGD if self.rule == "paper" else torch.optim.SGD
-        return make(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        return make(self.parameter_groups(model), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+    def parameter_groups(self, model: nn.Module) -> list[dict]:
+        """One optimizer group per weight decay: all parameters at `weight_decay`, or with `layer_weight_decay`
+        each named layer's weights at its own decay and the biases at none."""
+        if not self.layer_weight_decay:
+            return [{"params": list(model.parameters())}]
+        decays, groups = dict(self.layer_weight_decay), {}
+        for name, param in model.named_parameters():
+            layer, kind = name.split(".")[-2:]  # "features.conv1.weight" -> conv1, weight
+            decay = 0.0 if kind == "bias" else decays.get(layer, self.weight_decay)
+            groups.setdefault(decay, []).append(param)
+        unknown = set(decays) - {name.split(".")[-2] for name, _ in model.named_parameters()}
+        if unknown:
+            raise ValueError(f"layer_weight_decay names layers the model lacks: {sorted(unknown)}")
+        return [{"params": params, "weight_decay": decay} for decay, params in groups.items()]
 
     def scheduler(self, optimizer: torch.optim.Optimizer):
         """ReduceLROnPlateau, which engine.fit steps on the validation top-1 error; None for a constant rate."""

@@ -61,81 +61,47 @@ class Profile:
             ) from None
 
 
-# The section experiments (notebooks 02-07, 09, 10) on real CIFAR-10 on 2 CPU cores. The aim is 45 minutes per
-# notebook; beside each budget, the regime its claim needs, why the budget reaches it, and what it measured
-# (several go over the aim: what the regime cost).
-# Every measurement below predates the validation split (issue 32): those runs evaluated the 10,000 test images
-# each epoch and scheduled on them, and most held a constant rate. Now each epoch evaluates the 5,000 validation
-# and 2,000 training images instead (about a sixth of an epoch saved), and every run anneals three times on the
-# validation error; the epoch caps are as they were, not yet measured under the new protocol.
+# Protocol v2 (issue 32), declared before its run: the section experiments' budgets on real CIFAR-10, on 2 CPU
+# cores and (`<notebook>@cuda`) on one GPU. Seeds come from the power calculation in docs/protocol.md
+# (protocol.power_table on protocol v1's seed-to-seed SDs): enough for a 95% t interval to tell 0 from the paper's
+# effect with probability 0.8, three at least, where 2 cores can pay for them; where they cannot, the CPU budget
+# says its power and the @cuda budget carries the seeds needed. Epoch caps are protocol v1's, which let every run
+# of C1, C4, C9 and C12 reach its regime there; a run ends earlier when its schedule is spent. The history of
+# every budget (what each cap and seed count measured, and which changes came after a verdict) is in
+# docs/protocol.md; a change now is protocol v3, with its reason there.
+PROTOCOL_VERSION = 2
 CIFAR_SECTION_BUDGETS = {
-    # C1's regime, every run across 25% training error: a cap of 15 epochs left the cuda-convnet tanh runs at
-    # 34-35%, still falling; runs stop at 25%, so the cap of 60 costs only what a run needs. Measured: the
-    # cuda-convnet tanh runs cross at ~35 epochs of ~17 s (all 50,000 images), and the notebook takes ~60 min
-    # on 2 quiet cores, over the 45-minute guide, because that is what crossing the line costs. Three seeds.
-    # 2026-12-06 with the fused LRN: 48 min alone on 2 cores.
-    "02_relu_vs_tanh": Budget(epochs=60, seeds=(0, 1, 2), sweep_epochs=2),
-    # C4's regime, converged nets: the -11pct net takes ~35 s per epoch on 50,000 images, so 4 epochs left it
-    # near 40% and falling. On 10,000 images (measured: ~9 s per epoch without LRN, ~12 with) 25 epochs gave
-    # one plateau drop in 4 of 6 runs and left all 6 still improving (33 min); 40 epochs (44 min) left one
-    # no-LRN run with a drop to go, still falling (33.7 -> 32.5 over its last 4 epochs), so 50 epochs (from
-    # scratch ~55 min, over the 45-minute guide). A longer budget continues the finished runs from their checkpoints.
-    # Measured 2026-12-06 with the fused LRN: 60 min (~12.5 s per epoch with the test pass); 4 of the 6 runs ended
-    # when their schedule was spent (epochs 40-49), every run converged.
+    # C1: needs 2 seeds, 3 the floor; the cap lets tanh reach 20%, C1's lowest line; the sweep runs seeds 0-1
+    "02_relu_vs_tanh": Budget(epochs=80, seeds=(0, 1, 2)),
+    # C4: needs 18 seeds (4.2 h) at v1's SD: 3 seeds have 12% power against the paper's 2 points; @cuda has 20
     "03_local_response_norm": Budget(epochs=50, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=2),
-    # C5's regime, a net that overfits: without dropout CifarAlexNet on 10,000 images overfits from about
-    # epoch 8 (notebook 06); with dropout on 25,000 images it had not after 10 epochs. Measured 2026-12-06 with the
-    # fused LRN: 22 min (~14 s per epoch with the test pass); z=2's final gap 33 points, the z=3 runs still improving.
-    "04_overlapping_pooling": Budget(epochs=15, train_size=10_000, seeds=(0, 1, 2)),
-    # C7's regime, an unaugmented net that overfits and augmented nets trained out: no dropout, 10,000 images
-    # (with dropout, 10 epochs left it at 45.7% train / 46.5% test error). Measured at 15 epochs and a constant
-    # rate (33 min): a 24-point gap without augmentation, but all six augmented runs still improving, so the
-    # plateau schedule (notebook 10's, which converged every run there) over 30 epochs. Measured: 53 min
-    # (~10 s per epoch); crops+flips converged, the lighting runs still improving, so C7's gain is a lower bound.
-    # 2026-12-06 with the fused LRN: 59 min (~12 s per epoch with the test pass), the same numbers to the bit.
-    "05_data_augmentation": Budget(epochs=30, train_size=10_000, seeds=(0, 1, 2)),
-    # Without dropout the net overfits from about epoch 8; at epoch 20 two of three dropout runs were still
-    # improving. At 35 epochs every run converged (within 1 point of its smoothed best by epochs 12-25), and 3 seeds
-    # left C9's ratio on its rule's 1.5x line (1.18 ± 0.35), so 5 seeds, as on a GPU: 80 min, far over the 45-minute
-    # guide. Cut to 30 epochs (2026-12-06, fused LRN), it took 72 min on a slower day and left one no-dropout run
-    # still drifting down (its smoothed test error 38.7 -> 37.9 over the last 3 epochs), so C9 fell to
-    # inconclusive: the 5 epochs saved ~10 min and cost the regime, so 35 again.
+    # C5: needs 11 seeds against the paper's 0.4 points; 5 seeds (power 38%, ~37 min) fit the book's time
+    "04_overlapping_pooling": Budget(epochs=15, train_size=10_000, seeds=(0, 1, 2, 3, 4)),
+    # C7: needs 8 seeds (~2.7 h here); 5 seeds have 57% power; C8 is judged over test images (bootstrap)
+    "05_data_augmentation": Budget(epochs=30, train_size=10_000, seeds=(0, 1, 2, 3, 4)),
+    # C9: needs 4 seeds, 5 at the SD's 80% bound; C13 ensembles the five annealed dropout nets
     "06_dropout": Budget(epochs=35, train_size=10_000, seeds=(0, 1, 2, 3, 4)),
-    # sweep_epochs here: the length of each initialization trial. 3 epochs could not tell "never learns" from
-    # "learns late" (four inits sat at ln 10); 8 epochs (~620 steps) for 5 inits x 3 seeds. Measured: 77 min on
-    # 2 cores (~18 s per epoch with the test pass; trials, weight decay 2 x 3 x 14 and the schedule 2 x 14
-    # epochs), over the 45-minute guide; three of five inits still never learned in 8 epochs.
-    # 2026-12-06 with the fused LRN: 51 min (~12-14 s per epoch); the same answers (paper init at chance after
-    # 8 epochs, He learns in every run; weight decay moves training error by 0.19 ± 0.74 points).
-    "07_training_recipe": Budget(epochs=14, train_size=10_000, seeds=(0, 1, 2), sweep_epochs=8),
-    # C12's regime, converged nets: no dropout on 10,000 images flattens by epoch ~10 (6 epochs on 25,000
-    # images with dropout were still falling). Measured: after 20 epochs 5 of 6 runs had converged; the sixth
-    # had its first rate drop only at epoch 18, so 30 epochs: every run converged (39 min). With 3 seeds the
-    # verdict sat on its line (0.20 ± 1.40, interval -1.42..1.82 against the paper's 2), so 5 seeds, as on a GPU
-    # (seeds 0-2 continue from their checkpoints; ~65 min from scratch, over the 45-minute guide).
-    # 2026-12-06 with the fused LRN: 54 min (~12-13 s per epoch with the test pass; the reduced nets' runs end
-    # at epochs 19-24 when their schedule is spent): 0.26 ± 1.06, still not reproduced.
+    # judges no claim: 2 seeds show the spread of the init trials and of weight decay (sweep_epochs: trial length)
+    "07_training_recipe": Budget(epochs=14, train_size=10_000, seeds=(0, 1), sweep_epochs=8),
+    # C12: needs 5 seeds, 8 at the SD's bound; dropout and augmentation kept, so convergence may need @cuda
     "10_depth_ablation": Budget(epochs=30, train_size=10_000, seeds=(0, 1, 2, 3, 4)),
-    # C11's regime, conv1 kernels far from their random start, in 2+ runs: CifarAlexNet in two groups and
-    # an ungrouped control on 10,000 images. Measured: 30 min (~14 s per epoch); 26 min with the fused LRN
-    # (2026-12-06, 12-14 s per epoch with the test pass), and after 20 epochs conv1 had travelled only 0.35-0.37
-    # of its initial norm (the regime needs 1): not reached on 2 cores.
-    "09_qualitative": Budget(epochs=20, train_size=10_000, seeds=(0, 1, 2)),
+    # C11: its regime (conv1 far from its start) was out of 2 cores' reach in v1; 2 runs, the claim's minimum
+    "09_qualitative": Budget(epochs=20, train_size=10_000, seeds=(0, 1)),
 }
 
-# The same notebooks on one GPU (`<notebook>@cuda`): all 50,000 images, five seeds, epochs enough to converge.
-# ESTIMATES, not yet measured (no GPU has run this code): CifarAlexNet takes ~0.17 GFLOP per training image,
-# so at a few percent of an H100's bf16 rate, launch-bound at batch 128, an epoch of 50,000 images takes
-# ~2-5 s; a notebook then takes 15-60 minutes. Layers80Sec is smaller still.
+# One GPU: all 45,000 training images outside the validation split, and the seeds the power calculation asks for
+# at v1's SD (five at least). Epochs: ESTIMATES, not yet measured on a GPU (CifarAlexNet ~0.17 GFLOP per training
+# image: an epoch of 45,000 images ~2-5 s on an H100, launch-bound at batch 128).
+FIVE, TWENTY = tuple(range(5)), tuple(range(20))
 CIFAR_GPU_BUDGETS = {
-    "02_relu_vs_tanh@cuda": Budget(epochs=150, seeds=(0, 1, 2, 3, 4), sweep_epochs=2),  # a cap: runs stop at 25%
-    "03_local_response_norm@cuda": Budget(epochs=80, seeds=(0, 1, 2, 3, 4), sweep_epochs=2),  # converged (C4)
-    "04_overlapping_pooling@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),  # overfits without dropout (C5)
-    "05_data_augmentation@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),  # overfits unaugmented (C7)
-    "06_dropout@cuda": Budget(epochs=100, seeds=(0, 1, 2, 3, 4)),  # dropout runs converge (C9), 5-net ensemble (C13)
-    "07_training_recipe@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4), sweep_epochs=15),  # init trials: learns late?
-    "10_depth_ablation@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),  # converged (C12)
-    "09_qualitative@cuda": Budget(epochs=60, seeds=(0, 1, 2, 3, 4)),  # kernels far from their start (C11)
+    "02_relu_vs_tanh@cuda": Budget(epochs=150, seeds=FIVE),  # a cap: runs stop at 20%
+    "03_local_response_norm@cuda": Budget(epochs=80, seeds=TWENTY, sweep_epochs=2),  # C4 needs 18 seeds
+    "04_overlapping_pooling@cuda": Budget(epochs=60, seeds=tuple(range(11))),  # C5 needs 11
+    "05_data_augmentation@cuda": Budget(epochs=60, seeds=tuple(range(8))),  # C7 needs 8
+    "06_dropout@cuda": Budget(epochs=100, seeds=tuple(range(10))),  # C9; two 5-net ensembles for C13
+    "07_training_recipe@cuda": Budget(epochs=60, seeds=FIVE, sweep_epochs=15),  # init trials: learns late?
+    "10_depth_ablation@cuda": Budget(epochs=100, seeds=tuple(range(8))),  # C12 needs 8 at the SD's bound
+    "09_qualitative@cuda": Budget(epochs=60, seeds=FIVE),  # kernels far from their start (C11)
 }
 
 # Notebook 12 (and `alexnet-book-train --images`, which takes its epochs and batch from here, and every image):
@@ -166,7 +132,7 @@ PROFILES: dict[str, Profile] = {
         budgets={
             "00_setup": Budget(),
             "01_architecture": Budget(batch_size=4),
-            "02_relu_vs_tanh": Budget(epochs=4, train_size=1000, seeds=(0, 1), sweep_epochs=1, batch_size=64),
+            "02_relu_vs_tanh": Budget(epochs=2, train_size=500, seeds=(0, 1), batch_size=64),
             "03_local_response_norm": Budget(epochs=2, train_size=1000, seeds=(0, 1), sweep_epochs=1, batch_size=64),
             "04_overlapping_pooling": Budget(epochs=2, train_size=1000, seeds=(0, 1), batch_size=64),
             "05_data_augmentation": Budget(epochs=3, train_size=500, seeds=(0, 1), batch_size=64),

@@ -25,12 +25,11 @@ from scipy import optimize
 from scipy import stats as scipy_stats
 
 from .claims import C1_LINES, OVERFIT_LINES, TRAVEL_LINES, describe
-from .results import REPO
+from .profiles import get_profile
 from .stats import CONFIDENCE, Interval, from_summary, t_interval, t_multiplier
 
 POWER = 0.8  # the usual choice: one chance in five that a real effect of the paper's size goes unseen
 MAX_SEEDS = 100
-COMMITTED = REPO / "results" / "cifar"
 
 
 # ---------------------------------------------------------------- the power calculation
@@ -144,19 +143,46 @@ def minutes_per_seed(notebook_dir: Path) -> float:
     return pd.read_csv(notebook_dir / "history.csv")["seconds"].sum() / 60 / len(seeds)
 
 
-def power_table(root: Path = COMMITTED, measures=SEED_MEASURES, confidence: float = CONFIDENCE,
+# Protocol v2's inputs, frozen: protocol v1's committed measures (mean, SD, n: SEED_MEASURES read from
+# results/cifar at V1_COMMIT) and the training minutes per seed their history.csv recorded on 2 CPU cores. The
+# v2 rerun replaces those files; the calculation that fixed its budgets must not move with them
+# (tests/test_protocol.py reads them back from git).
+V1_COMMIT = "bf7d094"
+V1_MEASURES = {  # claim: (mean, sd, n, minutes per seed)
+    "C1": (2.917551887416559, 0.18319674605997976, 3, 13.798555539383313),
+    "C2": (4.2500000000000036, 7.99030662740799, 2, 6.034178308183323),
+    "C4": (5.726666666666666, 2.774478930057556, 3, 13.89786906572779),
+    "C5": (3.7633333333333354, 0.41101500378128586, 3, 5.1000973079778005),
+    "C7": (-0.34666666666666757, 0.7910330797971296, 3, 14.006642964511029),
+    "C8": (3.016666666666668, 0.28571547618799803, 3, 14.006642964511029),
+    "C9": (0.0812319347319348, 0.3151420680389298, 5, 15.747554689790007),
+    "C12": (0.26200000000000045, 1.060881708768704, 5, 7.857328260580045),
+}
+
+
+def read_committed(measure: SeedMeasure, folder: Path) -> tuple[Interval, float]:
+    """One claim's committed interval and minutes per seed, from a notebook's results folder."""
+    return measure.read(json.loads((folder / "metrics.json").read_text())["metrics"]), minutes_per_seed(folder)
+
+
+def frozen(measure: SeedMeasure) -> tuple[Interval, float]:
+    """One claim's protocol v1 interval and minutes per seed, as V1_MEASURES froze them."""
+    mean, sd, n, minutes = V1_MEASURES[measure.claim]
+    return from_summary(mean, sd, n), minutes
+
+
+def power_table(root: Path | None = None, measures=SEED_MEASURES, confidence: float = CONFIDENCE,
                 power_wanted: float = POWER, max_seeds: int = MAX_SEEDS) -> pd.DataFrame:
     """One row per claim measured over seeds: the paper's effect, the committed mean, SD and n, the power
     the committed seeds had, the seeds that tell 0 from the paper's effect (at the committed SD and at its
-    80% upper bound; <NA>: more than `max_seeds`) and what they cost on the committed hardware."""
+    80% upper bound; <NA>: more than `max_seeds`) and what they cost on the committed hardware. The committed
+    runs are protocol v1's (V1_MEASURES), or those under `root`."""
     rows = []
     for m in measures:
-        folder = Path(root) / m.notebook
-        committed = m.read(json.loads((folder / "metrics.json").read_text())["metrics"])
+        committed, minutes = frozen(m) if root is None else read_committed(m, Path(root) / m.notebook)
         needed = seeds_needed(committed.sd, m.effect, confidence, power_wanted, max_seeds)
         cautious = seeds_needed(sd_upper_bound(committed.sd, committed.n), m.effect, confidence, power_wanted,
                                 max_seeds)
-        minutes = minutes_per_seed(folder)
         rows.append({"claim": m.claim, "unit": m.unit, "paper effect": m.effect, "committed mean": committed.mean,
                      "committed sd": committed.sd, "committed n": committed.n,
                      "power at committed n": power(committed.n, committed.sd, m.effect, confidence),
@@ -186,6 +212,33 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
                                        for m in table["minutes for seeds needed"]],
         "notebook": table["notebook"],
     })
+
+
+def declared(table: pd.DataFrame | None = None, confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Protocol v2's seeds as declared in profiles.py, beside the power calculation (power_table): per claim,
+    the seeds each budget gives on 2 CPU cores (the cifar profile) and on one GPU (`<notebook>@cuda`), and the
+    chance each has of telling 0 from the paper's effect at protocol v1's SD."""
+    table = power_table() if table is None else table
+    cifar = get_profile("cifar")
+    rows = []
+    for claim, row in table.iterrows():
+        cpu, gpu = (len(cifar.budget(row["notebook"], device).seeds) for device in ("cpu", "cuda"))
+        rows.append({"claim": claim, "seeds needed": row["seeds needed"], "CPU seeds": cpu,
+                     "CPU power": power(cpu, row["committed sd"], row["paper effect"], confidence),
+                     "GPU seeds": gpu, "GPU power": power(gpu, row["committed sd"], row["paper effect"], confidence),
+                     "notebook": row["notebook"]})
+    return pd.DataFrame(rows).set_index("claim")
+
+
+def shown_declared(table: pd.DataFrame) -> pd.DataFrame:
+    """declared() as docs/protocol.md shows it."""
+    def seeds(value) -> str:
+        return f"more than {MAX_SEEDS}" if pd.isna(value) else str(value)
+
+    return pd.DataFrame({"claim": table.index, "seeds needed": [seeds(n) for n in table["seeds needed"]],
+                         "2 CPU cores: seeds": table["CPU seeds"], "power": [f"{p:.0%}" for p in table["CPU power"]],
+                         "one GPU (@cuda): seeds": table["GPU seeds"], "power on GPU": [f"{p:.0%}" for p in table["GPU power"]],
+                         "notebook": table["notebook"]})
 
 
 # ---------------------------------------------------------------- lines and the ranges a verdict must hold in

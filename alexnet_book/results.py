@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .claims import CLAIMS, Judgement, ci, claim_entry
+from .profiles import PROTOCOL_VERSION
 from .stats import Interval
 
 RESULTS_ENV = "ALEXNET_BOOK_RESULTS"
@@ -90,8 +91,9 @@ def huge_page_allocations() -> bool:
 
 
 def run_record(profile: str, device: torch.device, seeds, dtype: str = "float32") -> dict:
-    """What every metrics.json records of its run: dtype is the training dtype under autocast (backend.dtype_name)."""
-    return {"profile": profile, "device": device_name(device), "dtype": dtype, "seeds": list(seeds), "git": git_sha(),
+    """What every metrics.json records of its run: dtype is the training dtype under autocast (backend.dtype_name),
+    protocol the version of the declared budgets it ran under (docs/protocol.md)."""
+    return {"profile": profile, "protocol": PROTOCOL_VERSION, "device": device_name(device), "dtype": dtype, "seeds": list(seeds), "git": git_sha(),
             "versions": versions(), "platform": platform.platform(), "cpu_huge_pages": huge_page_allocations(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -320,3 +321,70 @@ def test_train_seeds_wants_the_test_time_transform_beside_the_training_one():
     norm = Normalize.from_images(sets.train.images)
     with pytest.raises(ValueError, match="pass test_transform too"):  # else validation would see raw pixels
         experiment.train_seeds("t", tiny, Recipe(lr=0.1, epochs=1, batch_size=32), sets, seeds=[0], train_transform=norm)
+
+
+def _fake_runs(speed):
+    """A stand-in train_seeds whose running training error falls 10 points per epoch times speed(lr, seed) from
+    90%, honouring the recipe's cap and early ends, and counting the epochs it trains."""
+    trained = []
+
+    def train_seeds(name, make_model, recipe, sets, *, seeds, **options):
+        (seed,) = seeds
+        rows = []
+        while len(rows) < recipe.epochs and not recipe.finished(rows):
+            rows.append({"epoch": len(rows) + 1, "lr": recipe.lr, "val_top1": 50.0,
+                         "train_top1": max(0.0, 90 - 10 * speed(recipe.lr, seed) * (len(rows) + 1))})
+        trained.append((recipe.lr, seed, len(rows)))
+        return experiment.Trained(pd.DataFrame(rows), pd.DataFrame(), [])
+
+    return train_seeds, trained
+
+
+def test_sweep_to_line_picks_the_rate_whose_slowest_seed_crosses_first_and_pruning_changes_nothing(monkeypatch):
+    speeds = {0.1: (1.0, 0.5), 0.03: (0.8, 0.7), 0.01: (0.3, 0.3)}  # 0.1's seed 1 is slow: 0.03 wins on its slowest seed
+    fake, trained = _fake_runs(lambda lr, seed: speeds[lr][seed])
+    monkeypatch.setattr(experiment, "train_seeds", fake)
+    sets = Splits(None, None, None)
+    sweep = experiment.sweep_to_line("x", None, Recipe(lr=0, epochs=50), [0.01, 0.03, 0.1], sets, seeds=(0, 1),
+                                     line=25.0, extend=0)
+    assert sweep.loc[sweep["chosen"], "lr"].unique().tolist() == [0.03]
+    no_pruning = {lr: max(65 / (10 * s) for s in pair) for lr, pair in speeds.items()}  # epochs from 90% to 25%
+    assert min(no_pruning, key=no_pruning.get) == 0.03
+    by_run = {(lr, seed): epochs for lr, seed, epochs in trained}
+    assert by_run[0.1, 0] == 7 and by_run[0.1, 1] == 13  # the first rate runs to the line, capped at 50
+    assert by_run[0.03, 0] == 9 and by_run[0.03, 1] == 10  # capped at 13 (0.1's slowest seed), crossing before it
+    assert by_run[0.01, 0] == math.ceil(65 / 7)  # the slow rate gives up at the best's slowest seed (65/7 epochs)
+    assert (0.01, 1) not in by_run  # and its other seed never runs
+
+
+def test_sweep_to_line_grows_the_grid_past_a_winning_end(monkeypatch):
+    fake, trained = _fake_runs(lambda lr, seed: min(lr, 0.1) * 3)  # faster up to 0.1, flat beyond
+    monkeypatch.setattr(experiment, "train_seeds", fake)
+    sweep = experiment.sweep_to_line("x", None, Recipe(lr=0, epochs=50), [0.01, 0.1], Splits(None, None, None),
+                                     seeds=(0, 1), line=25.0, extend=2)
+    assert sorted(sweep["lr"].unique()) == pytest.approx([0.01, 0.1, 1.0])  # 1.0 ties 0.1 at best: the grid stops
+    assert sweep.loc[sweep["chosen"], "lr"].unique().tolist() == [0.1]
+
+
+def test_the_chosen_rates_sweep_runs_continue_to_a_lower_line_as_if_trained_at_once(tmp_path):
+    sets = splits()
+    norm = Normalize.from_images(sets.train.images)
+    options = dict(train_transform=norm, test_transform=norm, checkpoints=tmp_path)
+    recipe = Recipe(lr=0.05, epochs=4, batch_size=32, plateau_drops=0)
+    sweep = experiment.sweep_to_line("tiny", tiny, recipe, [0.05], sets, seeds=(0,), line=80.0, extend=0, **options)
+    assert sweep["epochs_to_line"].notna().all()
+    lower = replace(recipe, stop_at_train_top1=0.0)  # never reached: the run goes on to its cap
+    continued = experiment.train_seeds(experiment.run_name("tiny", 0.05), tiny, lower, sets, seeds=[0], **options)
+    straight = experiment.train_seeds("straight", tiny, lower, sets, seeds=[0], train_transform=norm, test_transform=norm)
+    assert len(list(tmp_path.glob("*.pt"))) == 1 and len(continued.history) == 4
+    pd.testing.assert_frame_equal(continued.history.drop(columns=["seconds", "variant"]),
+                                  straight.history.drop(columns=["seconds", "variant"]))
+
+
+def test_sweep_to_line_where_no_run_crosses_picks_the_lowest_final_training_error(monkeypatch):
+    fake, _ = _fake_runs(lambda lr, seed: {0.1: 0.2, 0.03: 0.5, 0.01: 0.3}[lr])  # 2 epochs: nobody reaches 25%
+    monkeypatch.setattr(experiment, "train_seeds", fake)
+    sweep = experiment.sweep_to_line("x", None, Recipe(lr=0, epochs=2), [0.01, 0.03, 0.1], Splits(None, None, None),
+                                     seeds=(0, 1), line=25.0, extend=0)
+    assert sweep["epochs_to_line"].eq(math.inf).all() and sweep["cap"].eq(2).all()
+    assert sweep.loc[sweep["chosen"], "lr"].unique().tolist() == [0.03]

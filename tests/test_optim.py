@@ -182,3 +182,34 @@ def test_a_run_is_finished_at_its_training_error_target():
     recipe = Recipe(lr=0.1, epochs=50, stop_at_train_top1=25.0)
     assert not recipe.finished([]) and not recipe.finished(rows([0.1], [60], train=25.1))
     assert recipe.finished(rows([0.1, 0.1], [60, 50], train=25.0))
+
+
+def test_layer_weight_decay_decays_each_named_layer_at_its_own_rate_and_no_bias():
+    """cuda-convnet's -11pct config: no decay on conv1/conv2, 0.004 on the rest; one SGD step from zero gradient
+    moves each weight by exactly -lr * decay * w, and leaves every bias where it was."""
+    import torch
+    from alexnet_book.cifar_nets import ConvLocal
+    from alexnet_book.optim import Recipe
+
+    model = ConvLocal(lrn=False)
+    recipe = Recipe(lr=0.5, epochs=1, layer_weight_decay=ConvLocal.CUDA_CONVNET_WEIGHT_DECAY)
+    optimizer = recipe.optimizer(model)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    decays = dict(ConvLocal.CUDA_CONVNET_WEIGHT_DECAY)
+    for name, p in model.named_parameters():
+        layer, kind = name.split(".")[-2:]
+        expected = before[name] * (1 - 0.5 * (decays[layer] if kind == "weight" else 0.0))
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-6, atol=0)
+    assert sorted(g["weight_decay"] for g in optimizer.param_groups) == [0.0, 0.004]
+
+
+def test_layer_weight_decay_refuses_a_layer_the_model_lacks():
+    import pytest
+    from alexnet_book.cifar_nets import ConvLocal
+    from alexnet_book.optim import Recipe
+
+    with pytest.raises(ValueError, match="local3"):
+        Recipe(lr=0.1, epochs=1, layer_weight_decay=(("local3", 0.004),)).optimizer(ConvLocal())

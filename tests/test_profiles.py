@@ -44,7 +44,8 @@ def test_every_training_notebook_has_a_converged_gpu_budget():
                         "10_depth_ablation", "12_your_own_images"]
     for name in training[:-1]:
         gpu = cifar.budget(name, "cuda")
-        assert gpu.train_size is None and len(gpu.seeds) == 5 and gpu.epochs > cifar.budget(name, "cpu").epochs, name
+        cpu = cifar.budget(name, "cpu")
+        assert gpu.train_size is None and len(gpu.seeds) >= max(5, len(cpu.seeds)) and gpu.epochs > cpu.epochs, name
     # notebook 12 is one run, no claim: on a GPU more of its classes' photos and epochs enough for the schedule
     own, own_gpu = cifar.budget("12_your_own_images", "cpu"), cifar.budget("12_your_own_images", "cuda")
     assert own_gpu.train_size > own.train_size and own_gpu.epochs > own.epochs and own_gpu.seeds == own.seeds

@@ -1,6 +1,7 @@
 """protocol.py: the power calculation against known values, the power table of the committed runs, and a
 verdict's robustness to its declared thresholds."""
 
+import io
 import json
 import math
 
@@ -107,3 +108,36 @@ def test_docs_protocol_shows_the_power_table_of_the_committed_runs():
     assert report.to_markdown(table, "../notebooks/", list(table.columns)) in (REPO / "docs/protocol.md").read_text()
     assert table.set_index("claim").loc["C4", "seeds needed"] == "18"
     assert table.set_index("claim").loc["C2", "seeds needed"] == "more than 100"
+
+
+def test_the_frozen_inputs_are_protocol_v1s_committed_runs():
+    """V1_MEASURES equals what SEED_MEASURES read from results/cifar at V1_COMMIT (skipped where git lacks it)."""
+    import subprocess
+
+    from alexnet_book.results import REPO
+
+    for measure in protocol.SEED_MEASURES:
+        files = {}
+        for name in ("metrics.json", "history.csv"):
+            shown = subprocess.run(["git", "show", f"{protocol.V1_COMMIT}:results/cifar/{measure.notebook}/{name}"],
+                                   cwd=REPO, capture_output=True, text=True)
+            if shown.returncode:
+                pytest.skip(f"git has no {protocol.V1_COMMIT} here: {shown.stderr.strip()}")
+            files[name] = shown.stdout
+        committed = measure.read(json.loads(files["metrics.json"])["metrics"])
+        mean, sd, n, _ = protocol.V1_MEASURES[measure.claim]
+        assert (committed.mean, committed.sd, committed.n) == pytest.approx((mean, sd, n), rel=1e-12), measure.claim
+        seeds = json.loads(files["metrics.json"])["run"]["seeds"]
+        minutes = pd.read_csv(io.StringIO(files["history.csv"]))["seconds"].sum() / 60 / len(seeds)
+        assert minutes == pytest.approx(protocol.V1_MEASURES[measure.claim][3], rel=1e-12), measure.claim
+
+
+def test_docs_protocol_shows_the_declared_seeds_and_their_power():
+    from alexnet_book import report
+    from alexnet_book.results import REPO
+
+    table = protocol.declared()
+    assert table.loc["C4", "CPU seeds"] == 3 and table.loc["C4", "GPU seeds"] >= table.loc["C4", "seeds needed"]
+    assert (table["GPU seeds"] >= table["CPU seeds"]).all() and table["CPU power"].between(0, 1).all()
+    shown = protocol.shown_declared(table)
+    assert report.to_markdown(shown, "../notebooks/", list(shown.columns)) in (REPO / "docs/protocol.md").read_text()
