@@ -363,19 +363,6 @@ def verdict_counts(counts, profile: str):
     return fig
 
 
-def gallery(folder, figures: dict, columns: int = 2):
-    """The saved figures `figures` ({path under folder: caption}) side by side, `columns` a row."""
-    rows = max(1, -(-len(figures) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(14, 4.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (path, caption) in zip(axes.flat, figures.items()):
-        ax.imshow(plt.imread(folder / path))
-        ax.set_title(caption, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 def confusion_matrix(table, title: str = ""):
     """A confusion matrix (predict.confusion: true classes as rows, predicted as columns) as a heat map with
     its counts, each row shaded by its share of that class's images."""

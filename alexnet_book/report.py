@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .claims import CLAIMS
-from .results import REPO, results_root
+from .results import REPO, results_root, shown
 
 COLUMNS = ["id", "section", "claim", "paper", "ours", "verdict", "note", "sensitivity", "rule", "notebook"]
 README_COLUMNS = ["id", "claim", "paper", "ours", "verdict", "note", "notebook"]  # the rules are in claims.csv
@@ -93,11 +93,13 @@ def collect_claims(profile_dir: Path) -> pd.DataFrame:
 
 
 def write_claims(profile_dir: Path) -> pd.DataFrame:
-    """Write claims.csv and claims.md under profile_dir and return the table."""
+    """Write claims.csv and claims.md under profile_dir, say where (shown: no machine's folders in a notebook's
+    output) and return the table."""
     table = collect_claims(profile_dir)
     profile_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(profile_dir / "claims.csv", index=False)
     (profile_dir / "claims.md").write_text(to_markdown(table))
+    print(f"wrote {shown(profile_dir / 'claims.csv')} and {shown(profile_dir / 'claims.md')}")
     return table
 
 
@@ -115,6 +117,23 @@ def to_markdown(table: pd.DataFrame, link_prefix: str = "../../notebooks/", colu
 def key_figures(profile_dir: Path) -> dict[str, str]:
     """The KEY_FIGURES that this profile's results hold."""
     return {path: caption for path, caption in KEY_FIGURES.items() if (profile_dir / path).exists()}
+
+
+# Notebook 11 shows each key figure as its own saved PNG, under its caption: at the size it was drawn for, so its
+# text stays legible, and without a second copy. (One matplotlib figure of them all was a 12-panel, ~1 MB image
+# whose panels shrank each figure to half its width.) A test holds every key figure to this many bytes.
+KEY_FIGURE_MAX_BYTES = 300_000
+
+
+def show_key_figures(profile_dir: Path) -> list:
+    """Display the key_figures of profile_dir, each under its caption; return the displayed images."""
+    from IPython.display import Image, Markdown, display
+
+    images = []
+    for path, caption in key_figures(profile_dir).items():
+        images.append(Image(filename=str(profile_dir / path)))
+        display(Markdown(f"**{caption}** (`{path}`)"), images[-1])
+    return images
 
 
 def run_records(profile_dir: Path) -> pd.DataFrame:

@@ -40,3 +40,27 @@ def test_with_block_replaces_only_the_generated_part():
     assert report.with_block(readme, "NEW") == "intro\nNEW\nafter\n## Layout\nx\n"
     fresh = report.with_block("intro\n## The two commands\nx\n", "NEW")
     assert fresh == "intro\n## Paper vs reproduced (cifar profile)\n\nNEW\n\n## The two commands\nx\n"
+
+
+def test_write_claims_says_where_relative_to_the_checkout(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("alexnet_book.results.REPO", tmp_path)  # the checkout, as results.shown sees it
+    report.write_claims(tmp_path / "results" / "cifar")
+    out = capsys.readouterr().out
+    assert "wrote results/cifar/claims.csv and results/cifar/claims.md" in out and str(tmp_path) not in out
+
+
+def test_the_key_figures_are_shown_as_saved_each_under_its_caption(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objects: shown.append(objects))
+    nb = tmp_path / "02_relu_vs_tanh"
+    nb.mkdir()
+    (nb / "figure1.png").write_bytes(b"\x89PNG\r\n\x1a\nsaved")
+    images = report.show_key_figures(tmp_path)
+    assert [image.data for image in images] == [b"\x89PNG\r\n\x1a\nsaved"]  # the file itself: nothing redrawn
+    assert "Figure 1 redrawn" in shown[0][0].data and shown[0][1] is images[0]
+
+
+def test_every_committed_key_figure_is_small_enough_to_show_in_the_report():
+    cifar = REPO / "results" / "cifar"
+    sizes = {path: (cifar / path).stat().st_size for path in report.key_figures(cifar)}
+    assert sizes and not {p: n for p, n in sizes.items() if n > report.KEY_FIGURE_MAX_BYTES}
