@@ -114,9 +114,28 @@ def to_markdown(table: pd.DataFrame, link_prefix: str = "../../notebooks/", colu
     return "\n".join(lines) + "\n"
 
 
+# Key figures that stand for one claim but show the runs behind it, not its measurement: each is left out while
+# its claim's verdict is one a budget gives when it could not decide (UNDECIDED), with the reason said instead.
+# Notebook 08's learning curves at the cifar budget are 3 epochs of nets far from trained (protocol v1's even had
+# a gap panel negative throughout, dropout's running training error above the test error): they show no part of
+# C2's two-GPU gain, and next to its row a reader would take them for the evidence of a verdict there is none of.
+# The other key figures draw the measurement itself (seed-by-seed gains, the kernels), inconclusive or not.
+STANDS_FOR = {"08_full_training/learning_curves.png":
+              ("C2", "the nets' learning curves at this budget show how far from trained they are, not the gain C2 is about")}
+UNDECIDED = ("inconclusive at this budget", "not measured at this scale", "not measured yet")
+
+
 def key_figures(profile_dir: Path) -> dict[str, str]:
-    """The KEY_FIGURES that this profile's results hold."""
-    return {path: caption for path, caption in KEY_FIGURES.items() if (profile_dir / path).exists()}
+    """The KEY_FIGURES that this profile's results hold, less those withheld (withheld_figures)."""
+    withheld = withheld_figures(profile_dir)
+    return {path: caption for path, caption in KEY_FIGURES.items() if (profile_dir / path).exists() and path not in withheld}
+
+
+def withheld_figures(profile_dir: Path) -> dict[str, str]:
+    """{path: why} for each STANDS_FOR figure of this profile whose claim got an UNDECIDED verdict."""
+    verdicts = collect_claims(profile_dir).drop_duplicates("id").set_index("id")["verdict"]
+    return {path: f"{claim} is {verdicts[claim]}, and {why}" for path, (claim, why) in STANDS_FOR.items()
+            if (profile_dir / path).exists() and verdicts[claim] in UNDECIDED}
 
 
 # Notebook 11 shows each key figure as its own saved PNG, under its caption: at the size it was drawn for, so its
@@ -193,8 +212,12 @@ def readme_block(profile: str = "cifar") -> str:
         each = " · ".join(f"{name[:2]} {m:.0f}" if m >= 1 else f"{name[:2]} {m:.1f}" for name, m in minutes.items())
         lines += [f"`make reproduce PROFILE={profile}` took {sum(minutes.values()):.0f} minutes of notebook time on {device}. "
                   f"Minutes per notebook: {each} (`{relative}/reproduce.json`).", ""]
-    for path, caption in key_figures(profile_dir).items():
-        lines += [f"**{caption}**", "", f"![{caption}]({relative}/{path})", ""]
+    shown_figures, withheld = key_figures(profile_dir), withheld_figures(profile_dir)
+    for path, caption in KEY_FIGURES.items():
+        if path in shown_figures:
+            lines += [f"**{caption}**", "", f"![{caption}]({relative}/{path})", ""]
+        elif path in withheld:
+            lines += [f"**{caption}**: no figure here: {withheld[path]} (`{relative}/{path}`).", ""]
     return "\n".join(lines + [END])
 
 

@@ -64,3 +64,24 @@ def test_every_committed_key_figure_is_small_enough_to_show_in_the_report():
     cifar = REPO / "results" / "cifar"
     sizes = {path: (cifar / path).stat().st_size for path in report.key_figures(cifar)}
     assert sizes and not {p: n for p, n in sizes.items() if n > report.KEY_FIGURE_MAX_BYTES}
+
+
+def c2_run(tmp_path, verdict):
+    """A cifar profile whose notebook 08 judged C2 `verdict` and saved its learning curves."""
+    nb = tmp_path / "cifar" / "08_full_training"
+    nb.mkdir(parents=True, exist_ok=True)
+    (nb / "learning_curves.png").write_bytes(b"png")
+    run = {"budget": {"epochs": 3, "train_size": 4_000, "seeds": [0, 1]}}
+    claim = {"id": "C2", "measured": 4.2, "n": 2, "unit": "points", "verdict": verdict, "rule": "r", "note": ""}
+    (nb / "metrics.json").write_text(json.dumps({"run": run, "metrics": {}, "claims": [claim]}))
+
+
+def test_c2s_learning_curves_are_withheld_while_c2_is_undecided(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXNET_BOOK_RESULTS", str(tmp_path))
+    c2_run(tmp_path, "inconclusive at this budget")
+    block = report.readme_block("cifar")
+    assert "![" not in block and "no figure here: C2 is inconclusive at this budget" in block
+    assert report.key_figures(tmp_path / "cifar") == {}  # notebook 11 leaves it out too
+    c2_run(tmp_path, "reproduced")
+    assert "![the paper's AlexNet: two GPUs vs one (C2)](results/cifar/08_full_training/learning_curves.png)" \
+        in report.readme_block("cifar").replace(str(tmp_path) + "/", "results/")
