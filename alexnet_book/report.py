@@ -145,13 +145,16 @@ KEY_FIGURE_MAX_BYTES = 300_000
 
 
 def show_key_figures(profile_dir: Path) -> list:
-    """Display the key_figures of profile_dir, each under its caption; return the displayed images."""
+    """Display the key_figures of profile_dir, each under its caption, and why any is withheld; return the images."""
     from IPython.display import Image, Markdown, display
 
-    images = []
-    for path, caption in key_figures(profile_dir).items():
-        images.append(Image(filename=str(profile_dir / path)))
-        display(Markdown(f"**{caption}** (`{path}`)"), images[-1])
+    images, shown_figures, withheld = [], key_figures(profile_dir), withheld_figures(profile_dir)
+    for path, caption in KEY_FIGURES.items():
+        if path in shown_figures:
+            images.append(Image(filename=str(profile_dir / path)))
+            display(Markdown(f"**{caption}** (`{path}`)"), images[-1])
+        elif path in withheld:
+            display(Markdown(f"**{caption}**: no figure here: {withheld[path]} (`{path}`)."))
     return images
 
 
