@@ -297,11 +297,12 @@ def schedule(history):
     return fig
 
 
-def paired_differences(history, pairs: dict, paper: float | None = None, column: str = "test_top1",
+def paired_differences(history, pairs: dict, paper: float | dict | None = None, column: str = "test_top1",
                        ylabel: str = "error saved (points)", title: str = ""):
     """A claim that is a difference, seed by seed: for each label -> (worse, better) variant pair, the final
     `column` of `worse` minus that of `better` per seed (dots), their mean ± 2 standard errors (bar), zero
-    (no effect) and the paper's effect (dashed)."""
+    (no effect) and the paper's effect (dashed) over the pairs it is about: `paper` a number for every pair,
+    or {label: number} for some (the paper gives no number for the others)."""
     fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(pairs), 3.6))
     for i, (label, (worse, better)) in enumerate(pairs.items()):
         gain = paired_gain(history, worse=worse, better=better, column=column)
@@ -313,8 +314,10 @@ def paired_differences(history, pairs: dict, paper: float | None = None, column:
             ax.errorbar(i + 0.25, gain["mean"], yerr=half, fmt="s", color="C3", capsize=5,
                         label="mean ± 2 standard errors" if i == 0 else None)
     ax.axhline(0, color="gray", lw=1)
-    if paper is not None:
-        ax.axhline(paper, color="C2", ls="--", lw=1.2, label=f"paper: {paper:g}")
+    papers = paper if isinstance(paper, dict) else {} if paper is None else dict.fromkeys(pairs, paper)
+    for n, (label, value) in enumerate(papers.items()):  # a dash over each pair the paper's number is about
+        i = list(pairs).index(label)
+        ax.plot([i - 0.45, i + 0.45], [value, value], color="C2", ls="--", lw=1.2, label=f"paper: {value:g}" if n == 0 else None)
     ax.set_xticks(range(len(pairs)), list(pairs), fontsize=8)
     ax.set_xlim(-0.6, len(pairs) - 0.4)
     ax.set(ylabel=ylabel, title=title)

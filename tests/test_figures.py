@@ -66,6 +66,20 @@ def test_paired_differences_draw_each_seed_and_the_paper_line():
     assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [2.0]
 
 
+def test_the_paper_line_runs_over_the_pairs_its_number_is_about():
+    import pandas as pd
+
+    history = pd.DataFrame({"variant": ["none", "crops", "lit"] * 2, "seed": [0, 0, 0, 1, 1, 1], "epoch": [5] * 6,
+                            "test_top1": [50.0, 45.0, 44.0, 51.0, 45.5, 44.0]})
+    pairs = {"crops vs none": ("none", "crops"), "lighting (C7)": ("crops", "lit")}
+    ax = plots.paired_differences(history, pairs, paper={"lighting (C7)": 1.0}).axes[0]
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and set(dashed[0].get_ydata()) == {1.0}
+    assert 0.5 < min(dashed[0].get_xdata()) and max(dashed[0].get_xdata()) < 1.5  # over column 1 only
+    every = plots.paired_differences(history, pairs, paper=1.0).axes[0]  # a number for every pair: over each
+    assert len([line for line in every.lines if line.get_linestyle() == "--"]) == 2
+
+
 def test_gain_by_epoch_draws_the_mean_and_the_paper_line():
     import pandas as pd
 
