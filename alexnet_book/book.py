@@ -18,7 +18,7 @@ from pathlib import Path
 from .profiles import PROFILES
 from .report import collect_claims, to_markdown
 from .reproduce import notebooks, render_terminal
-from .results import results_root
+from .results import results_root, shown
 
 STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; color: #222; max-width: 1140px; margin: 2em auto; padding: 0 1em; }
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cifar", choices=list(PROFILES))
     args = parser.parse_args(argv)
-    print(f"wrote {build(args.profile)}")
+    print(f"wrote {shown(build(args.profile))}")
 
 
 if __name__ == "__main__":
