@@ -17,8 +17,8 @@ from pathlib import Path
 
 from .profiles import PROFILES
 from .report import collect_claims, to_markdown
-from .reproduce import notebooks
-from .results import results_root
+from .reproduce import notebooks, render_terminal
+from .results import results_root, shown
 
 STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; color: #222; max-width: 1140px; margin: 2em auto; padding: 0 1em; }
@@ -30,7 +30,7 @@ th { background: #f3f3f3; } tbody tr:nth-child(even) { background: #fafafa; }
 td:nth-child(1), td:nth-child(6) { white-space: nowrap; } td:nth-child(7) { color: #666; font-size: 12px; }
 td.reproduced { background: #e3f4e1; } td.partly { background: #fdf3d7; } td.not-reproduced { background: #fbe3e1; }
 td[class^="not-measured"] { color: #999; }
-ol.book li { margin: .7em 0; } .missing { color: #888; } .time { color: #888; font-size: 13px; }
+ol.book li { margin: .7em 0; } ol.rules { font-size: 13px; color: #444; } .missing { color: #888; } .time { color: #888; font-size: 13px; }
 .figures img { height: 110px; margin: 4px 6px 0 0; border: 1px solid #ddd; }
 """
 NAV_STYLE = "font: 14px system-ui, sans-serif; padding: 8px 16px; background: #f3f3f3; border-bottom: 1px solid #ddd"
@@ -56,28 +56,63 @@ def nav_bar(stems: list[str], index: int) -> str:
 
 
 def render_page(executed: Path, nav: str) -> str:
-    """One notebook as a full HTML page, outputs embedded, with the nav bar at the top."""
+    """One notebook as a full HTML page, outputs embedded, progress bars as plain text, with the nav bar at the top."""
+    import nbformat
     from nbconvert import HTMLExporter
 
-    page, _ = HTMLExporter(template_name="lab").from_filename(str(executed))
+    notebook = progress_as_text(nbformat.read(executed, as_version=4))
+    page, _ = HTMLExporter(template_name="lab").from_notebook_node(notebook)
     return re.sub(r"<body[^>]*>", lambda body: body.group(0) + nav, page, count=1)
 
 
+# A tqdm bar's line: "desc: 100%|█████| 3/3 [00:10<00:00, ...]". tqdm writes to stderr, as does the training CLI
+# (notebooks 08 and 12) its report, and the lab template draws stderr as a red error box: a page of finished bars
+# looked like a page of failures. Only a stream that warns or fails (ALARM) keeps its box, less its bars.
+PROGRESS = re.compile(r"\|\s*[\d.]+\w*/[\d.?]+\w* \[")
+ALARM = re.compile(r"Warning|Error|Exception|Traceback")
+
+
+def progress_as_text(notebook):
+    """The notebook with its stderr streams as a terminal left them (reproduce.render_terminal: bars in their
+    last state) and as plain stdout text, except for what an ALARM stream holds besides its bars."""
+    from nbformat.v4 import new_output
+
+    for cell in notebook.cells:
+        outputs = []
+        for output in cell.get("outputs", []):
+            if output.output_type != "stream" or output.name != "stderr":
+                outputs.append(output)
+                continue
+            text = render_terminal(output.text)
+            alarm = ALARM.search(text)
+            lines = text.splitlines(keepends=True)
+            plain = "".join(line for line in lines if not alarm or PROGRESS.search(line))
+            kept = "".join(line for line in lines if alarm and not PROGRESS.search(line))
+            outputs += [new_output("stream", name=name, text=part) for name, part in (("stdout", plain), ("stderr", kept))
+                        if part]
+        cell["outputs"] = outputs
+    return notebook
+
+
 def claims_table(profile_dir: Path, pages: set[str]) -> str:
-    """claims.md as HTML (rebuilt from metrics.json when absent); notebook links point at the pages."""
+    """The claims table (collect_claims, what claims.md holds) as HTML, each rule's text given once in a numbered
+    list below it (most rules serve several rows); notebook links point at the pages."""
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-    path = profile_dir / "claims.md"
-    markdown = path.read_text() if path.exists() else to_markdown(collect_claims(profile_dir))
-    table = markdown2html_mistune(markdown)
+    table = collect_claims(profile_dir)
+    rules = list(dict.fromkeys(table["rule"]))
+    table["rule"] = [f"[rule {rules.index(rule) + 1}](#rule-{rules.index(rule) + 1})" for rule in table["rule"]]
+    html_table = markdown2html_mistune(to_markdown(table))
 
-    def relink(link: re.Match) -> str:  # claims.md links the source notebooks; here the page, if rendered
+    def relink(link: re.Match) -> str:  # to_markdown links the source notebooks; here the page, if rendered
         stem = link.group(1)
         return f'<a href="{stem}.html">{stem}</a>' if stem in pages else stem
 
-    table = re.sub(r'<a href="[^"]*?([^"/]+)\.ipynb">[^<]*</a>', relink, table)
-    return re.sub(r"<td>(reproduced|partly|not reproduced|not measured[^<]*)</td>",  # a verdict's colour
-                  lambda v: f'<td class="{v.group(1).replace(" ", "-")}">{v.group(1)}</td>', table)
+    html_table = re.sub(r'<a href="[^"]*?([^"/]+)\.ipynb">[^<]*</a>', relink, html_table)
+    html_table = re.sub(r"<td>(reproduced|partly|not reproduced|not measured[^<]*)</td>",  # a verdict's colour
+                        lambda v: f'<td class="{v.group(1).replace(" ", "-")}">{v.group(1)}</td>', html_table)
+    legend = "".join(f'<li id="rule-{n}">{html.escape(rule)}</li>' for n, rule in enumerate(rules, start=1))
+    return f'{html_table}\n<h3>The rules</h3>\n<ol class="rules">{legend}</ol>'
 
 
 def duration(seconds: float) -> str:
@@ -142,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cifar", choices=list(PROFILES))
     args = parser.parse_args(argv)
-    print(f"wrote {build(args.profile)}")
+    print(f"wrote {shown(build(args.profile))}")
 
 
 if __name__ == "__main__":

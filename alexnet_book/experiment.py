@@ -246,7 +246,7 @@ def lr_drops(history: pd.DataFrame) -> pd.Series:
     return lr_drop_epochs(history).str.len()
 
 
-def held_to_end(history: pd.DataFrame, columns=("train_top1", "test_top1")) -> pd.DataFrame:  # plots' columns (figure_view)
+def held_to_end(history: pd.DataFrame, columns=("train_eval_top1", "val_top1")) -> pd.DataFrame:  # the curves' columns
     """`columns` of every (variant, seed) run up to the last epoch of its variant, a run that ended early
     (Recipe.finished) holding its last values: a mean over seeds then keeps the same seeds at every epoch
     and ends at the mean of the final errors, the numbers the verdicts use (last_epoch)."""
@@ -263,14 +263,6 @@ def gain_by_epoch(history: pd.DataFrame, worse: str, better: str, column: str = 
     rows = [{"epoch": epoch, **paired_gain(history[history["epoch"] <= epoch], worse, better, column)}
             for epoch in sorted(history["epoch"].unique())]
     return pd.DataFrame(rows).drop(columns="per_seed")
-
-
-def figure_view(history: pd.DataFrame) -> pd.DataFrame:
-    """A history as plots.train_test_curves and plots.schedule draw it: their "train" curve the eval-mode
-    training error, their "test" curve the validation error (the test set has no per-epoch curve: it is read
-    once, at the end). Until those figures name the splits themselves, each notebook's prose says so."""
-    running = ["train_loss", "train_top1", "train_top5"] if "train_eval_top1" in history else []  # the CLI has none
-    return history.drop(columns=running).rename(columns=lambda c: c.replace("train_eval_", "train_").replace("val_", "test_"))
 
 
 def epochs_to_threshold(history: pd.DataFrame, threshold: float, cap: int, keys=("recipe", "activation", "seed")):

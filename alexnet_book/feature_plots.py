@@ -7,6 +7,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .qualitative import NEAR_DUPLICATE_CORRELATION, near_duplicates
+
 
 def _rgb(image: torch.Tensor) -> np.ndarray:
     """uint8 or float C x H x W -> H x W x 3 in [0, 1] for imshow; floats are stretched to their own range."""
@@ -54,23 +56,40 @@ def top5_bars(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, c
     return fig
 
 
-def neighbours(queries: torch.Tensor, bank: torch.Tensor, by: dict):
+def neighbours(queries: torch.Tensor, bank: torch.Tensor, by: dict, labels=None, names=None):
     """Figure 4, right: each query image (first column) and its nearest training images, one row per
-    query and per space in `by` (name -> queries x k indices into bank)."""
+    query and per space in `by` (name -> queries x k indices into bank). With `labels` (query labels, bank
+    labels) and class `names`, every image is titled with its class, a neighbour of the query's class in green.
+    A neighbour that is the query's own photo (qualitative.near_duplicates) gets a red frame, so no reader takes
+    it for a neighbour the features found."""
     k = next(iter(by.values())).shape[1]
-    fig, axes = plt.subplots(len(queries) * len(by), k + 1, figsize=((k + 1) * 0.9, len(queries) * len(by) * 0.95), squeeze=False)
+    height = len(queries) * len(by) * 1.2
+    fig, axes = plt.subplots(len(queries) * len(by), k + 1, figsize=((k + 1) * 1.0, height), squeeze=False)
     for q in range(len(queries)):
         for s, (space, index) in enumerate(by.items()):
             row = axes[q * len(by) + s]
             row[0].imshow(_rgb(queries[q]), interpolation="nearest")
             row[0].set_ylabel(space, fontsize=7, rotation=0, ha="right", va="center")
-            for ax, i in zip(row[1:], index[q].tolist()):
+            duplicate = near_duplicates(queries[q:q + 1], bank, index[q:q + 1])[0].tolist()
+            for ax, i, same_photo in zip(row[1:], index[q].tolist(), duplicate):
                 ax.imshow(_rgb(bank[i]), interpolation="nearest")
+                if same_photo:
+                    ax.spines[:].set(color="red", linewidth=2.5)
+            if labels is not None:
+                _class_titles(row, labels[0][q].item(), labels[1][index[q]].tolist(), names, duplicate)
             for ax in row:
                 ax.set_xticks([]), ax.set_yticks([])
-    fig.suptitle("test image (left) and its nearest training images, by space", fontsize=10)
-    fig.subplots_adjust(wspace=0.05, hspace=0.1)
+    fig.suptitle("test image (left) and its nearest training images, by space; green: the test image's class; red frame:"
+                 f"\nthe same photo (pixel correlation ≥ {NEAR_DUPLICATE_CORRELATION:g}), not a neighbour", fontsize=8)
+    fig.subplots_adjust(wspace=0.05, hspace=0.45, top=1 - 0.75 / height)  # the two-line title's height, no more
     return fig
+
+
+def _class_titles(row, query_label: int, neighbour_labels: list[int], names, duplicate: list[bool]):
+    row[0].set_title(names[query_label], fontsize=6, pad=2, fontweight="bold")
+    for ax, label, same_photo in zip(row[1:], neighbour_labels, duplicate):
+        ax.set_title(names[label] + (" (same photo)" if same_photo else ""), fontsize=6, pad=2,
+                     color="red" if same_photo else "green" if label == query_label else "black")
 
 
 def colour_scores(scores: dict, reference: float | None = None):

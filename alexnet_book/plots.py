@@ -136,29 +136,45 @@ def figure1(history, threshold: float = 25.0, column: str = "train_top1"):
     return fig
 
 
+# Per-epoch curves (protocol v2): the validation error, and the training error in eval mode on a fixed training
+# subset, so the gap between them is overfitting and not dropout's noise. The test set has no curve: it is read
+# once per run. The CLI's history has no eval-mode training column; there the running train-mode error stands in,
+# labelled as such.
+VALIDATION = ("val_top1", "validation")
+
+
+def training_curve(history) -> tuple[str, str]:
+    """The training-error column a curve plots and its legend name."""
+    if "train_eval_top1" in history:
+        return "train_eval_top1", "training (eval mode)"
+    return "train_top1", "training (train mode, running)"
+
+
 def train_test_curves(history, title: str = ""):
-    """Left: training (dashed) and test (solid) top-1 error per variant, mean over seeds.
-    Right: the overfitting gap, test minus training error, mean and min-max over seeds."""
+    """Left: training (dashed) and validation (solid) top-1 error per variant, mean over seeds.
+    Right: the overfitting gap, validation minus training error, mean and min-max over seeds."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-    held = held_to_end(history)
-    gap = held.assign(gap=held["test_top1"] - held["train_top1"])
+    (train, train_name), (val, val_name) = training_curve(history), VALIDATION
+    held = held_to_end(history, columns=(train, val))
+    gap = held.assign(gap=held[val] - held[train])
     for i, (variant, runs) in enumerate(gap.groupby("variant", sort=False)):
-        mean = runs.groupby("epoch")[["train_top1", "test_top1", "gap"]].mean()
-        left.plot(mean.index, mean["train_top1"], "--", color=f"C{i}", label=f"{variant} train")
-        left.plot(mean.index, mean["test_top1"], "-", color=f"C{i}", label=f"{variant} test")
+        mean = runs.groupby("epoch")[[train, val, "gap"]].mean()
+        left.plot(mean.index, mean[train], "--", color=f"C{i}", label=f"{variant} {train_name}")
+        left.plot(mean.index, mean[val], "-", color=f"C{i}", label=f"{variant} {val_name}")
         right.plot(mean.index, mean["gap"], color=f"C{i}", label=variant)
         if runs["seed"].nunique() > 1:  # one seed has no spread to show
             band = runs.groupby("epoch")["gap"].agg(["min", "max"])
             right.fill_between(band.index, band["min"], band["max"], color=f"C{i}", alpha=0.2)
     seeds = history.groupby("variant")["seed"].nunique().max()
     ended = len(held) > len(history)  # some run ended before its variant's last epoch (Recipe.finished)
-    left.set(xlabel="epochs", ylabel="top-1 error (%)", title="training (dashed) and test (solid) error"
+    left.set(xlabel="epochs", ylabel="top-1 error (%)", title=f"{train_name} (dashed) and {val_name} (solid) error"
              + (f", mean of {seeds} seeds" if seeds > 1 else ", one seed")
              + ("\na run that ended early holds its last epoch's errors" if ended else ""))
     right.axhline(0, color="gray", lw=0.8)
-    right.set(xlabel="epochs", ylabel="test − training error (points)")
-    right.set_title(f"overfitting gap{' (band: min-max over seeds)' if seeds > 1 else ''}\nbelow 0: training error, averaged "
-                    "over each epoch as the net learns\n(with dropout on, where used), is above test error", fontsize=9)
+    right.set(xlabel="epochs", ylabel="validation − training error (points)")
+    right.set_title(f"overfitting gap{' (band: min-max over seeds)' if seeds > 1 else ''}"
+                    + ("" if train == "train_eval_top1" else "\nbelow 0: the running training error, with dropout\n"
+                       "and augmentation on, is above the validation error"), fontsize=9)
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -261,14 +277,15 @@ def init_trials(history, chance_loss: float):
 
 
 def schedule(history):
-    """Test error and learning rate over epochs under the plateau schedule, one line per variant."""
+    """Validation error and learning rate over epochs under the plateau schedule, one line per variant."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    (train, train_name), (val, val_name) = training_curve(history), VALIDATION
     for i, (variant, runs) in enumerate(history.groupby("variant", sort=False)):
         for _, run in runs.groupby("seed"):
-            left.plot(run["epoch"], run["test_top1"], color=f"C{i}", label=variant)
-            left.plot(run["epoch"], run["train_top1"], "--", color=f"C{i}", lw=0.8)
+            left.plot(run["epoch"], run[val], color=f"C{i}", label=variant)
+            left.plot(run["epoch"], run[train], "--", color=f"C{i}", lw=0.8)
             right.plot(run["epoch"], run["lr"], color=f"C{i}", label=variant)
-    left.set(xlabel="epochs", ylabel="top-1 error (%)", title="test (solid) and training (dashed) error")
+    left.set(xlabel="epochs", ylabel="top-1 error (%)", title=f"{val_name} (solid) and {train_name} (dashed) error")
     drops = lr_drops(history).tolist()
     right.set(xlabel="epochs", ylabel="learning rate", yscale="log",
               title="learning rate, ÷10 on a plateau: " + (f"drops per run {drops}" if any(drops) else "it never dropped"))
@@ -280,11 +297,12 @@ def schedule(history):
     return fig
 
 
-def paired_differences(history, pairs: dict, paper: float | None = None, column: str = "test_top1",
+def paired_differences(history, pairs: dict, paper: float | dict | None = None, column: str = "test_top1",
                        ylabel: str = "error saved (points)", title: str = ""):
     """A claim that is a difference, seed by seed: for each label -> (worse, better) variant pair, the final
     `column` of `worse` minus that of `better` per seed (dots), their mean ± 2 standard errors (bar), zero
-    (no effect) and the paper's effect (dashed)."""
+    (no effect) and the paper's effect (dashed) over the pairs it is about: `paper` a number for every pair,
+    or {label: number} for some (the paper gives no number for the others)."""
     fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(pairs), 3.6))
     for i, (label, (worse, better)) in enumerate(pairs.items()):
         gain = paired_gain(history, worse=worse, better=better, column=column)
@@ -296,8 +314,10 @@ def paired_differences(history, pairs: dict, paper: float | None = None, column:
             ax.errorbar(i + 0.25, gain["mean"], yerr=half, fmt="s", color="C3", capsize=5,
                         label="mean ± 2 standard errors" if i == 0 else None)
     ax.axhline(0, color="gray", lw=1)
-    if paper is not None:
-        ax.axhline(paper, color="C2", ls="--", lw=1.2, label=f"paper: {paper:g}")
+    papers = paper if isinstance(paper, dict) else {} if paper is None else dict.fromkeys(pairs, paper)
+    for n, (label, value) in enumerate(papers.items()):  # a dash over each pair the paper's number is about
+        i = list(pairs).index(label)
+        ax.plot([i - 0.45, i + 0.45], [value, value], color="C2", ls="--", lw=1.2, label=f"paper: {value:g}" if n == 0 else None)
     ax.set_xticks(range(len(pairs)), list(pairs), fontsize=8)
     ax.set_xlim(-0.6, len(pairs) - 0.4)
     ax.set(ylabel=ylabel, title=title)
@@ -343,19 +363,6 @@ def verdict_counts(counts, profile: str):
     counts.sort_values().plot.barh(ax=ax, color="C0")
     ax.set_xlabel("claim rows")
     ax.set_title(f"verdicts, {profile} profile")
-    return fig
-
-
-def gallery(folder, figures: dict, columns: int = 2):
-    """The saved figures `figures` ({path under folder: caption}) side by side, `columns` a row."""
-    rows = max(1, -(-len(figures) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(14, 4.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (path, caption) in zip(axes.flat, figures.items()):
-        ax.imshow(plt.imread(folder / path))
-        ax.set_title(caption, fontsize=10)
-    fig.tight_layout()
     return fig
 
 

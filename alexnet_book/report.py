@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .claims import CLAIMS
-from .results import REPO, results_root
+from .results import REPO, results_root, shown
 
 COLUMNS = ["id", "section", "claim", "paper", "ours", "verdict", "note", "sensitivity", "rule", "notebook"]
 README_COLUMNS = ["id", "claim", "paper", "ours", "verdict", "note", "notebook"]  # the rules are in claims.csv
@@ -93,11 +93,13 @@ def collect_claims(profile_dir: Path) -> pd.DataFrame:
 
 
 def write_claims(profile_dir: Path) -> pd.DataFrame:
-    """Write claims.csv and claims.md under profile_dir and return the table."""
+    """Write claims.csv and claims.md under profile_dir, say where (shown: no machine's folders in a notebook's
+    output) and return the table."""
     table = collect_claims(profile_dir)
     profile_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(profile_dir / "claims.csv", index=False)
     (profile_dir / "claims.md").write_text(to_markdown(table))
+    print(f"wrote {shown(profile_dir / 'claims.csv')} and {shown(profile_dir / 'claims.md')}")
     return table
 
 
@@ -112,9 +114,48 @@ def to_markdown(table: pd.DataFrame, link_prefix: str = "../../notebooks/", colu
     return "\n".join(lines) + "\n"
 
 
+# Key figures that stand for one claim but show the runs behind it, not its measurement: each is left out while
+# its claim's verdict is one a budget gives when it could not decide (UNDECIDED), with the reason said instead.
+# Notebook 08's learning curves at the cifar budget are 3 epochs of nets far from trained (protocol v1's even had
+# a gap panel negative throughout, dropout's running training error above the test error): they show no part of
+# C2's two-GPU gain, and next to its row a reader would take them for the evidence of a verdict there is none of.
+# The other key figures draw the measurement itself (seed-by-seed gains, the kernels), inconclusive or not.
+STANDS_FOR = {"08_full_training/learning_curves.png":
+              ("C2", "the nets' learning curves at this budget show how far from trained they are, not the gain C2 is about")}
+UNDECIDED = ("inconclusive at this budget", "not measured at this scale", "not measured yet")
+
+
 def key_figures(profile_dir: Path) -> dict[str, str]:
-    """The KEY_FIGURES that this profile's results hold."""
-    return {path: caption for path, caption in KEY_FIGURES.items() if (profile_dir / path).exists()}
+    """The KEY_FIGURES that this profile's results hold, less those withheld (withheld_figures)."""
+    withheld = withheld_figures(profile_dir)
+    return {path: caption for path, caption in KEY_FIGURES.items() if (profile_dir / path).exists() and path not in withheld}
+
+
+def withheld_figures(profile_dir: Path) -> dict[str, str]:
+    """{path: why} for each STANDS_FOR figure of this profile whose claim got an UNDECIDED verdict."""
+    verdicts = collect_claims(profile_dir).drop_duplicates("id").set_index("id")["verdict"]
+    return {path: f"{claim} is {verdicts[claim]}, and {why}" for path, (claim, why) in STANDS_FOR.items()
+            if (profile_dir / path).exists() and verdicts[claim] in UNDECIDED}
+
+
+# Notebook 11 shows each key figure as its own saved PNG, under its caption: at the size it was drawn for, so its
+# text stays legible, and without a second copy. (One matplotlib figure of them all was a 12-panel, ~1 MB image
+# whose panels shrank each figure to half its width.) A test holds every key figure to this many bytes.
+KEY_FIGURE_MAX_BYTES = 400_000  # Figure 4 with its labels, 10 rows of photos: about 300 kB
+
+
+def show_key_figures(profile_dir: Path) -> list:
+    """Display the key_figures of profile_dir, each under its caption, and why any is withheld; return the images."""
+    from IPython.display import Image, Markdown, display
+
+    images, shown_figures, withheld = [], key_figures(profile_dir), withheld_figures(profile_dir)
+    for path, caption in KEY_FIGURES.items():
+        if path in shown_figures:
+            images.append(Image(filename=str(profile_dir / path)))
+            display(Markdown(f"**{caption}** (`{path}`)"), images[-1])
+        elif path in withheld:
+            display(Markdown(f"**{caption}**: no figure here: {withheld[path]} (`{path}`)."))
+    return images
 
 
 def run_records(profile_dir: Path) -> pd.DataFrame:
@@ -174,8 +215,12 @@ def readme_block(profile: str = "cifar") -> str:
         each = " · ".join(f"{name[:2]} {m:.0f}" if m >= 1 else f"{name[:2]} {m:.1f}" for name, m in minutes.items())
         lines += [f"`make reproduce PROFILE={profile}` took {sum(minutes.values()):.0f} minutes of notebook time on {device}. "
                   f"Minutes per notebook: {each} (`{relative}/reproduce.json`).", ""]
-    for path, caption in key_figures(profile_dir).items():
-        lines += [f"**{caption}**", "", f"![{caption}]({relative}/{path})", ""]
+    shown_figures, withheld = key_figures(profile_dir), withheld_figures(profile_dir)
+    for path, caption in KEY_FIGURES.items():
+        if path in shown_figures:
+            lines += [f"**{caption}**", "", f"![{caption}]({relative}/{path})", ""]
+        elif path in withheld:
+            lines += [f"**{caption}**: no figure here: {withheld[path]} (`{relative}/{path}`).", ""]
     return "\n".join(lines + [END])
 
 

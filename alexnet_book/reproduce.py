@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .profiles import PROFILES
 from .report import to_markdown, write_claims
-from .results import REPO, results_root
+from .results import REPO, results_root, shown
 
 NOTEBOOKS = REPO / "notebooks"
 TERMINAL_TOKENS = re.compile(r"\r|\n|\x1b\[A|\x1b\[[0-9;]*[A-Za-z]|[^\r\n\x1b]+")
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             seconds = run_notebook(source, executed, args.profile)
         except Exception as error:
-            sys.exit(f"notebook {source.name} failed ({type(error).__name__}); see {executed}\n{error}")
+            sys.exit(f"notebook {source.name} failed ({type(error).__name__}); see {shown(executed)}\n{error}")
         timings[source.stem] = round(seconds, 1)
         timing_file.write_text(json.dumps(timings, indent=2) + "\n")
         print(f"[{args.profile}] {source.name} done in {seconds:.0f} s", flush=True)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
             to_book(executed, source)
     table = write_claims(out)
     print(to_markdown(table))
-    print(f"total notebook time {sum(timings.values()):.0f} s; claims in {out / 'claims.csv'}")
+    print(f"total notebook time {sum(timings.values()):.0f} s; claims in {shown(out / 'claims.csv')}")
 
 
 if __name__ == "__main__":

@@ -370,10 +370,9 @@ def train(config: dict, device: torch.device) -> int:
         if config.get("images"):
             import matplotlib.pyplot as plt  # only where a figure is drawn
 
-            from .experiment import figure_view
             from .plots import train_test_curves
 
-            curves = figure_view(history.assign(variant="AlexNet", seed=config["seed"]))
+            curves = history.assign(variant="AlexNet", seed=config["seed"])
             fig = train_test_curves(curves, title=f"{Path(config['images']).name}: {len(inputs['classes'])} classes")
             fig.savefig(out / "learning_curves.png", dpi=120, bbox_inches="tight")
             plt.close(fig)  # saved, not shown: a notebook calling main would draw it again

@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -88,6 +89,9 @@ def test_every_file_the_index_links_exists(smoke_run):
     assert targets, "the index links nothing"
     for target in targets:
         assert not target.startswith(("http:", "https:", "/")), target
+        if target.startswith("#"):  # a place on the page itself
+            assert f'id="{target[1:]}"' in index.read_text(), f"index links {target}, which has no anchor"
+            continue
         assert (index.parent / target).resolve().is_file(), f"index links {target}, which does not exist"
     assert f"../{stems[1]}/layer_times.png" in targets
 
@@ -115,3 +119,27 @@ def test_cifar_without_executed_copies_renders_the_committed_notebooks():
     pages = {path.stem for path in index.parent.glob("*.html")} - {"index"}
     assert pages == {path.stem for path in notebooks()}
     assert "img" in (index.parent / "01_architecture.html").read_text()  # the committed outputs are embedded
+
+
+def test_the_claims_table_gives_each_rule_once_below_it(smoke_run):
+    profile_dir, stems = smoke_run
+    claim = claim_entry("C4", 1.2, "partly", "within 5% of the paper", unit="points")  # the rule C6 has too
+    (profile_dir / stems[0]).mkdir()
+    (profile_dir / stems[0] / "metrics.json").write_text(json.dumps({"claims": [claim]}))
+    text = book.build(PROFILE).read_text()
+    assert text.count("within 5% of the paper") == 1 and text.count("no notebook has recorded it yet") == 1
+    number = re.search(r'<li id="rule-(\d+)">within 5% of the paper</li>', text).group(1)
+    assert text.count(f'href="#rule-{number}"') == 2  # C4's row and C6's
+
+
+def test_progress_bars_are_plain_text_and_a_warning_keeps_its_box():
+    bar = "seed 0:  50%|█████     | 1/2 [00:01<00:01, 1.0s/it]\rseed 0: 100%|██████████| 2/2 [00:02<00:00, 1.0s/it]\n"
+    warning = "/x/engine.py:3: UserWarning: slow\n  warnings.warn('slow')\n"
+    cells = [nbformat.v4.new_code_cell("fit()", outputs=[nbformat.v4.new_output("stream", name="stderr", text=text)])
+             for text in (bar, "training: 17.5 img/s\n", warning + bar)]
+    out = book.progress_as_text(nbformat.v4.new_notebook(cells=cells)).cells
+    streams = [[(o.name, o.text) for o in cell.outputs] for cell in out]
+    last = "seed 0: 100%|██████████| 2/2 [00:02<00:00, 1.0s/it]\n"
+    assert streams[0] == [("stdout", last)]  # one line: the bar's last state
+    assert streams[1] == [("stdout", "training: 17.5 img/s\n")]  # the CLI's report is no error either
+    assert streams[2] == [("stdout", last), ("stderr", warning)]

@@ -66,6 +66,20 @@ def test_paired_differences_draw_each_seed_and_the_paper_line():
     assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [2.0]
 
 
+def test_the_paper_line_runs_over_the_pairs_its_number_is_about():
+    import pandas as pd
+
+    history = pd.DataFrame({"variant": ["none", "crops", "lit"] * 2, "seed": [0, 0, 0, 1, 1, 1], "epoch": [5] * 6,
+                            "test_top1": [50.0, 45.0, 44.0, 51.0, 45.5, 44.0]})
+    pairs = {"crops vs none": ("none", "crops"), "lighting (C7)": ("crops", "lit")}
+    ax = plots.paired_differences(history, pairs, paper={"lighting (C7)": 1.0}).axes[0]
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and set(dashed[0].get_ydata()) == {1.0}
+    assert 0.5 < min(dashed[0].get_xdata()) and max(dashed[0].get_xdata()) < 1.5  # over column 1 only
+    every = plots.paired_differences(history, pairs, paper=1.0).axes[0]  # a number for every pair: over each
+    assert len([line for line in every.lines if line.get_linestyle() == "--"]) == 2
+
+
 def test_gain_by_epoch_draws_the_mean_and_the_paper_line():
     import pandas as pd
 
@@ -85,8 +99,36 @@ def test_augmentations_show_the_lighting_difference():
 def history_of(seeds, lrs):
     import pandas as pd
 
+    # protocol v2's columns: running train-mode, eval-mode training subset, validation; no per-epoch test error
     return pd.DataFrame([{"variant": "a", "seed": s, "epoch": e + 1, "lr": lr, "train_loss": 2.3 - 0.1 * e,
-                          "train_top1": 50.0 - e, "test_top1": 55.0 - e} for s in seeds for e, lr in enumerate(lrs)])
+                          "train_top1": 60.0 - e, "train_eval_top1": 50.0 - e, "val_top1": 55.0 - e}
+                         for s in seeds for e, lr in enumerate(lrs)])
+
+
+def texts(fig):
+    """Every title, axis label and legend entry of a figure, lower-cased."""
+    found = [fig._suptitle.get_text() if fig._suptitle else ""]
+    for ax in fig.axes:
+        found += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        found += [t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else []
+    return " ".join(found).lower()
+
+
+@pytest.mark.parametrize("draw", [plots.train_test_curves, plots.schedule])
+def test_per_epoch_curves_plot_validation_and_eval_mode_training_never_test(draw):
+    history = history_of([0, 1], [0.1, 0.01])
+    fig = draw(history)
+    words = texts(fig)
+    assert "validation" in words and "training (eval mode)" in words and "test" not in words
+    plotted = {tuple(line.get_ydata()) for ax in fig.axes for line in ax.lines}
+    assert (55.0, 54.0) in plotted and (50.0, 49.0) in plotted  # val_top1 and train_eval_top1, not train_top1
+    assert (60.0, 59.0) not in plotted
+
+
+def test_curves_of_a_cli_history_say_the_training_error_is_the_running_one():
+    cli = history_of([0], [0.1, 0.1]).drop(columns="train_eval_top1")  # train.main evaluates no training subset
+    words = texts(plots.train_test_curves(cli))
+    assert "training (train mode, running)" in words and "test" not in words
 
 
 def test_one_seed_draws_no_band_and_says_so():
@@ -122,9 +164,9 @@ def test_a_run_that_ended_early_holds_its_last_errors_in_the_mean_curve():
     history = pd.concat([long, short], ignore_index=True)
     held = held_to_end(history)
     assert held.groupby("seed")["epoch"].max().tolist() == [4, 4]
-    assert held[(held.seed == 1) & (held.epoch > 2)]["test_top1"].tolist() == [54.0, 54.0]
-    mean_at_end = held[held.epoch == 4]["test_top1"].mean()
-    assert mean_at_end == last_epoch(history)["test_top1"].mean()  # the curve ends at the verdicts' numbers
+    assert held[(held.seed == 1) & (held.epoch > 2)]["val_top1"].tolist() == [54.0, 54.0]
+    mean_at_end = held[held.epoch == 4]["val_top1"].mean()
+    assert mean_at_end == last_epoch(history)["val_top1"].mean()  # the curve ends at the verdicts' numbers
     fig = plots.train_test_curves(history)
     assert "ended early holds" in fig.axes[0].get_title()
     assert "ended early" not in plots.train_test_curves(long).axes[0].get_title()

@@ -109,3 +109,23 @@ def test_notebook_cells_hold_calls_not_logic(cell):
             assert not picks_words(node), f"a decision between words (line {node.lineno}): a package call decides"
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "claims":
             assert node.attr not in JUDGING_CALLS, f"claims.{node.attr} in a cell (line {node.lineno}): a claims rule judges"
+
+
+# Where a machine's folders could show in a stored output: the checkout itself, and the usual homes of one.
+MACHINE_FOLDERS = ("/work/", "/home/", "/tmp/", "/Users/", "/root/")
+
+
+def output_text(output: dict) -> str:
+    data = output.get("data", {})
+    parts = [output.get("text", "")] + [data[k] for k in data if k.startswith("text/")] + output.get("traceback", [])
+    return "".join("".join(part) if isinstance(part, list) else part for part in parts)
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_no_stored_output_names_a_machines_folders(path):
+    """Executed notebooks are committed: a path printed in full would show one machine's folders (results.shown
+    prints them relative to the checkout)."""
+    needles = MACHINE_FOLDERS + (str(PACKAGE.parent),)
+    found = [(index, needle) for index, cell in enumerate(json.loads(path.read_text())["cells"])
+             for output in cell.get("outputs", []) for needle in needles if needle in output_text(output)]
+    assert not found, f"{path.name}: (cell, folder) {found}"

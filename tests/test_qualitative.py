@@ -85,3 +85,32 @@ def test_a_net_on_the_gpu_hands_back_cpu_numbers():
     assert not qualitative.colour_specialization(model.features.conv1.weight).is_cuda
     images = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
     assert not any(t.is_cuda for t in qualitative.top5(model, images, lambda x: x.float() / 255))
+
+
+def test_a_recoloured_copy_is_a_near_duplicate_and_another_photo_is_not():
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randint(0, 200, (1, 3, 8, 8), generator=generator, dtype=torch.uint8)
+    other = torch.randint(0, 200, (1, 3, 8, 8), generator=generator, dtype=torch.uint8)
+    bank = torch.cat([other, (query.float() * 0.8 + 40).to(torch.uint8), query])  # darker and brighter: the same photo
+    index = torch.tensor([[0, 1, 2]])
+    correlation = qualitative.pixel_correlation(query, bank, index)
+    assert correlation[0, 1:].tolist() == pytest.approx([1.0, 1.0], abs=0.01) and correlation[0, 0] < 0.5
+    assert qualitative.near_duplicates(query, bank, index).tolist() == [[False, True, True]]
+
+
+def test_figure4_names_every_class_and_frames_the_same_photo_in_red():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from alexnet_book import feature_plots
+
+    generator = torch.Generator().manual_seed(0)
+    queries = torch.randint(0, 256, (2, 3, 8, 8), generator=generator, dtype=torch.uint8)
+    bank = torch.cat([queries[:1], torch.randint(0, 256, (3, 3, 8, 8), generator=generator, dtype=torch.uint8)])
+    index = torch.tensor([[0, 1], [2, 3]])  # query 0's nearest is its own photo
+    fig = feature_plots.neighbours(queries, bank, {"fc7": index}, labels=(torch.tensor([0, 1]), torch.tensor([0, 1, 1, 0])),
+                                   names=["cat", "dog"])
+    titles = [[ax.get_title() for ax in fig.axes[row * 3:row * 3 + 3]] for row in range(2)]
+    assert titles == [["cat", "cat (same photo)", "dog"], ["dog", "dog", "cat"]]
+    red = [ax for ax in fig.axes if ax.spines["left"].get_edgecolor() == matplotlib.colors.to_rgba("red")]
+    assert red == [fig.axes[1]]

@@ -40,3 +40,48 @@ def test_with_block_replaces_only_the_generated_part():
     assert report.with_block(readme, "NEW") == "intro\nNEW\nafter\n## Layout\nx\n"
     fresh = report.with_block("intro\n## The two commands\nx\n", "NEW")
     assert fresh == "intro\n## Paper vs reproduced (cifar profile)\n\nNEW\n\n## The two commands\nx\n"
+
+
+def test_write_claims_says_where_relative_to_the_checkout(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("alexnet_book.results.REPO", tmp_path)  # the checkout, as results.shown sees it
+    report.write_claims(tmp_path / "results" / "cifar")
+    out = capsys.readouterr().out
+    assert "wrote results/cifar/claims.csv and results/cifar/claims.md" in out and str(tmp_path) not in out
+
+
+def test_the_key_figures_are_shown_as_saved_each_under_its_caption(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objects: shown.append(objects))
+    nb = tmp_path / "02_relu_vs_tanh"
+    nb.mkdir()
+    (nb / "figure1.png").write_bytes(b"\x89PNG\r\n\x1a\nsaved")
+    images = report.show_key_figures(tmp_path)
+    assert [image.data for image in images] == [b"\x89PNG\r\n\x1a\nsaved"]  # the file itself: nothing redrawn
+    assert "Figure 1 redrawn" in shown[0][0].data and shown[0][1] is images[0]
+
+
+def test_every_committed_key_figure_is_small_enough_to_show_in_the_report():
+    cifar = REPO / "results" / "cifar"
+    sizes = {path: (cifar / path).stat().st_size for path in report.key_figures(cifar)}
+    assert sizes and not {p: n for p, n in sizes.items() if n > report.KEY_FIGURE_MAX_BYTES}
+
+
+def c2_run(tmp_path, verdict):
+    """A cifar profile whose notebook 08 judged C2 `verdict` and saved its learning curves."""
+    nb = tmp_path / "cifar" / "08_full_training"
+    nb.mkdir(parents=True, exist_ok=True)
+    (nb / "learning_curves.png").write_bytes(b"png")
+    run = {"budget": {"epochs": 3, "train_size": 4_000, "seeds": [0, 1]}}
+    claim = {"id": "C2", "measured": 4.2, "n": 2, "unit": "points", "verdict": verdict, "rule": "r", "note": ""}
+    (nb / "metrics.json").write_text(json.dumps({"run": run, "metrics": {}, "claims": [claim]}))
+
+
+def test_c2s_learning_curves_are_withheld_while_c2_is_undecided(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXNET_BOOK_RESULTS", str(tmp_path))
+    c2_run(tmp_path, "inconclusive at this budget")
+    block = report.readme_block("cifar")
+    assert "![" not in block and "no figure here: C2 is inconclusive at this budget" in block
+    assert report.key_figures(tmp_path / "cifar") == {}  # notebook 11 leaves it out too
+    c2_run(tmp_path, "reproduced")
+    assert "![the paper's AlexNet: two GPUs vs one (C2)](results/cifar/08_full_training/learning_curves.png)" \
+        in report.readme_block("cifar").replace(str(tmp_path) + "/", "results/")
