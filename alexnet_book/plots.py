@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .experiment import held_to_end, lr_drops, paired_gain
+from .stats import from_summary
 
 
 def image_grid(images: torch.Tensor, labels: torch.Tensor, classes, per_class: int = 8, title: str = ""):
@@ -300,7 +301,7 @@ def schedule(history):
 def paired_differences(history, pairs: dict, paper: float | dict | None = None, column: str = "test_top1",
                        ylabel: str = "error saved (points)", title: str = ""):
     """A claim that is a difference, seed by seed: for each label -> (worse, better) variant pair, the final
-    `column` of `worse` minus that of `better` per seed (dots), their mean ± 2 standard errors (bar), zero
+    `column` of `worse` minus that of `better` per seed (dots), their mean and 95% t interval (bar), zero
     (no effect) and the paper's effect (dashed) over the pairs it is about: `paper` a number for every pair,
     or {label: number} for some (the paper gives no number for the others)."""
     fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(pairs), 3.6))
@@ -310,9 +311,9 @@ def paired_differences(history, pairs: dict, paper: float | dict | None = None, 
         ax.scatter(np.full(len(seeds), i) + np.linspace(-0.08, 0.08, len(seeds)), seeds, color="C0", zorder=3,
                    label="one seed" if i == 0 else None)
         if gain["n"] > 1:
-            half = 2 * gain["std"] / np.sqrt(gain["n"])
-            ax.errorbar(i + 0.25, gain["mean"], yerr=half, fmt="s", color="C3", capsize=5,
-                        label="mean ± 2 standard errors" if i == 0 else None)
+            interval = from_summary(gain["mean"], gain["std"], gain["n"])  # the interval the claims rules read
+            ax.errorbar(i + 0.25, interval.mean, yerr=interval.half_width, fmt="s", color="C3", capsize=5,
+                        label="mean, 95% t interval" if i == 0 else None)
     ax.axhline(0, color="gray", lw=1)
     papers = paper if isinstance(paper, dict) else {} if paper is None else dict.fromkeys(pairs, paper)
     for n, (label, value) in enumerate(papers.items()):  # a dash over each pair the paper's number is about
@@ -327,13 +328,14 @@ def paired_differences(history, pairs: dict, paper: float | dict | None = None, 
 
 
 def gain_by_epoch(table, paper: float | None = None, ylabel: str = "error saved (points)", title: str = ""):
-    """A paired gain after each epoch (experiment.gain_by_epoch): mean and a band of ± 2 standard errors
-    over seeds, against zero and the paper's effect (dashed)."""
+    """A paired gain after each epoch (experiment.gain_by_epoch): mean and its 95% t interval over seeds (the
+    interval the claims rules read), against zero and the paper's effect (dashed)."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    half = 2 * table["std"] / np.sqrt(table["n"])
+    half = [from_summary(m, s, n).half_width if n > 1 else np.nan for m, s, n in zip(table["mean"], table["std"], table["n"])]
+    half = np.asarray(half, dtype=float)
     ax.plot(table["epoch"], table["mean"], "o-", color="C0", label="mean over seeds")
     ax.fill_between(table["epoch"], table["mean"] - half, table["mean"] + half, color="C0", alpha=0.2,
-                    label="± 2 standard errors")
+                    label="95% t interval")
     ax.axhline(0, color="gray", lw=1)
     if paper is not None:
         ax.axhline(paper, color="C2", ls="--", lw=1.2, label=f"paper: {paper:g}")
@@ -349,8 +351,7 @@ def variant_bars(table, reference: str, title: str = "", ylabel: str = "test top
     ax.bar(table.index, table["mean"], yerr=table["std"], capsize=4, color=["C1" if v == reference else "C0" for v in table.index],
            label="mean ± std over seeds")
     ax.axhline(table.loc[reference, "mean"], color="gray", ls="--", lw=1, label=f"{reference} (reference)")
-    low = (table["mean"] - table["std"].fillna(0)).min()
-    ax.set_ylim(max(0, low - 5), None)
+    ax.set_ylim(0, None)  # bars start at zero: a cut axis would make a small difference look large
     ax.set(xlabel="variant", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)

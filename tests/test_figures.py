@@ -170,3 +170,26 @@ def test_a_run_that_ended_early_holds_its_last_errors_in_the_mean_curve():
     fig = plots.train_test_curves(history)
     assert "ended early holds" in fig.axes[0].get_title()
     assert "ended early" not in plots.train_test_curves(long).axes[0].get_title()
+
+
+def test_paired_differences_and_gain_by_epoch_draw_the_t_interval_the_rules_read():
+    """At n=3 the bar is mean ± 4.30 sd / sqrt(3) (stats.from_summary), not protocol v1's ± 2 standard errors."""
+    import math
+
+    import pandas as pd
+    from matplotlib.container import ErrorbarContainer
+
+    from alexnet_book import plots
+
+    finals = pd.DataFrame({"variant": ["a"] * 3 + ["b"] * 3, "seed": [0, 1, 2] * 2, "epoch": 1,
+                           "test_top1": [40.0, 42.0, 47.0, 38.0, 39.0, 41.0]})
+    fig = plots.paired_differences(finals, {"a vs b": ("a", "b")})
+    (bar,) = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    (low, high), = [segment[:, 1] for segment in bar.lines[2][0].get_segments()]
+    gains = [2.0, 3.0, 6.0]
+    sd = pd.Series(gains).std()
+    assert (high - low) / 2 == pytest.approx(4.3027 * sd / math.sqrt(3), rel=1e-4)
+    table = pd.DataFrame({"epoch": [1, 2], "mean": [1.0, 2.0], "std": [1.0, 1.0], "n": [3, 3]})
+    fig = plots.gain_by_epoch(table)
+    band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    assert band.max() - 2.0 == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
