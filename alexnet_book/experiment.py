@@ -34,6 +34,7 @@ from .backend import seed_everything
 
 # The training images evaluated in eval mode after every epoch (no dropout, the test-time transform): the
 # training error of every overfitting gap. Fixed (one seed) so every epoch and seed sees the same images.
+# The default (cifar's); a profile may name fewer (Profile.train_eval_images, passed by Run.train_options).
 TRAIN_EVAL_IMAGES = 2_000
 TRAIN_EVAL_SEED = 0
 EVAL_BATCH = 500
@@ -53,19 +54,20 @@ class Trained:
 
 def train_seeds(name: str, make_model, recipe: Recipe, sets: Splits, *, seeds, train_transform=None,
                 test_transform=None, device: str | torch.device = "cpu", amp_dtype: torch.dtype | None = None,
-                checkpoints: str | Path | None = None, init=None) -> Trained:
+                checkpoints: str | Path | None = None, init=None, train_eval_images: int = TRAIN_EVAL_IMAGES) -> Trained:
     """Train `make_model()` once per seed with `recipe` on `sets.train`, the schedule and early end reading
     `sets.val`; then evaluate `sets.test` once on the final weights (not at all when it is None).
 
     `test_transform` prepares every evaluated image (validation, the eval-mode training subset, test);
-    `init(model)`, when given, re-initializes the fresh model (e.g. a paper-style Gaussian init).
+    `init(model)`, when given, re-initializes the fresh model (e.g. a paper-style Gaussian init);
+    `train_eval_images` training images of one fixed draw are evaluated in eval mode after every epoch.
     """
     if test_transform is None and train_transform is not None:
         raise ValueError("pass test_transform too: the validation, training-subset and test images are evaluated "
                          "with it (e.g. the same Normalize as training, without augmentation)")
     device = torch.device(device)
     evaluate = {"val": eval_loader(sets.val, test_transform, device),
-                "train_eval": eval_loader(sets.train.subset(TRAIN_EVAL_IMAGES, TRAIN_EVAL_SEED), test_transform, device)}
+                "train_eval": eval_loader(sets.train.subset(train_eval_images, TRAIN_EVAL_SEED), test_transform, device)}
     histories, finals, models = [], [], []
     for seed in seeds:
         model = initial_model(make_model, seed, init).to(device, memory_format=torch.channels_last)

@@ -37,12 +37,13 @@ class Run:
         return Recipe(**{"lr": PAPER_LR, "epochs": self.budget.epochs, "batch_size": self.budget.batch_size, **changes})
 
     def train_options(self, train_transform=None, test_transform=None) -> dict:
-        """What experiment.train_seeds needs from the run: device, autocast dtype, checkpoint folder, and the
-        transforms given (the test transform, which every evaluation uses, defaults to the training one, e.g.
-        one Normalize for both)."""
+        """What experiment.train_seeds needs from the run: device, autocast dtype, checkpoint folder, the profile's
+        eval-mode training subset, and the transforms given (the test transform, which every evaluation uses,
+        defaults to the training one, e.g. one Normalize for both)."""
         transforms = {"train_transform": train_transform, "test_transform": test_transform or train_transform}
         return {**{k: v for k, v in transforms.items() if v is not None}, "device": self.device,
-                "amp_dtype": self.amp_dtype, "checkpoints": self.results.dir / "checkpoints"}
+                "amp_dtype": self.amp_dtype, "checkpoints": self.results.dir / "checkpoints",
+                "train_eval_images": self.profile.train_eval_images}
 
 
 def setup(notebook: str, profile: str | None = None, device: str | None = None) -> Run:

@@ -127,6 +127,21 @@ def test_finals_hold_the_test_errors_of_the_final_weights_and_train_eval_is_eval
     assert final["val_top1"] == pytest.approx(rates(sets.val)["top1"])
 
 
+def test_train_eval_images_names_the_size_of_the_eval_mode_training_subset():
+    """A profile may evaluate fewer training images per epoch (smoke's 200); cifar keeps the default, 2,000."""
+    from alexnet_book.profiles import PROFILES
+
+    assert PROFILES["cifar"].train_eval_images == experiment.TRAIN_EVAL_IMAGES == 2_000
+    assert PROFILES["smoke"].train_eval_images < min(b.train_size for b in PROFILES["smoke"].budgets.values() if b.seeds != (0,))
+    sets = splits()
+    norm = Normalize.from_images(sets.train.images)
+    trained = experiment.train_seeds("t", tiny, Recipe(lr=0.05, epochs=1, batch_size=32), sets, seeds=[0],
+                                     train_transform=norm, test_transform=norm, train_eval_images=50)
+    subset = sets.train.subset(50, experiment.TRAIN_EVAL_SEED)
+    counts = engine.evaluate(trained.models[0], experiment.eval_loader(subset, norm, torch.device("cpu")))
+    assert len(subset) == 50 and trained.finals.iloc[0]["train_eval_top1"] == pytest.approx(engine.error_rates(counts)["top1"])
+
+
 class Sealed:
     """An ImageSet that raises when anything reads it, unless `experiment.final_test_errors` (the final evaluation
     of a run) is under way."""
