@@ -133,11 +133,8 @@ def sweep_lr(name: str, make_model, recipe: Recipe, lrs, sets: Splits, *, seed: 
             if lr not in rows:
                 rows[lr] = _sweep_point(name, make_model, replace(recipe, lr=lr), sets, seed, options)
         best = min(rows, key=rows.get)
-        if best == lrs[0] and len(lrs) > 1:
-            lrs = [lrs[0] * lrs[0] / lrs[1], *lrs]
-        elif best == lrs[-1] and len(lrs) > 1 and rows[best] < 100:
-            lrs = [*lrs, lrs[-1] * lrs[-1] / lrs[-2]]
-        else:
+        lrs = grown_grid(lrs, best, can_grow_up=rows[best] < 100)
+        if lrs is None:
             break
     return pd.DataFrame([{"variant": name, "lr": lr, "val_top1": rows[lr]} for lr in sorted(rows)])
 
@@ -183,11 +180,23 @@ def sweep_to_line(name: str, make_model, recipe: Recipe, lrs, sets: Splits, *, s
                     break
             scores[lr] = (max(reached), sum(reached) / len(reached), sum(final) / len(final))
         chosen = min(scores, key=scores.get)
-        if math.isinf(scores[chosen][0]) or len(lrs) < 2 or chosen not in (lrs[0], lrs[-1]):
+        lrs = grown_grid(lrs, chosen) if math.isfinite(scores[chosen][0]) else None
+        if lrs is None:
             break
-        lrs = [lrs[0] * lrs[0] / lrs[1], *lrs] if chosen == lrs[0] else [*lrs, lrs[-1] * lrs[-1] / lrs[-2]]
     table = pd.DataFrame(rows)
     return table.assign(chosen=table["lr"] == chosen)
+
+
+def grown_grid(lrs: list[float], best: float, can_grow_up: bool = True) -> list[float] | None:
+    """The sorted grid `lrs` grown one step (its own factor) past the end `best` sits at, so a chosen rate is a
+    real minimum and not the grid's edge; None when `best` is inside it (or at the top and `can_grow_up` is not)."""
+    if len(lrs) < 2:
+        return None
+    if best == lrs[0]:
+        return [lrs[0] * lrs[0] / lrs[1], *lrs]
+    if best == lrs[-1] and can_grow_up:
+        return [*lrs, lrs[-1] * lrs[-1] / lrs[-2]]
+    return None
 
 
 def run_name(name: str, lr: float) -> str:
