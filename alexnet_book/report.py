@@ -40,16 +40,20 @@ KEY_FIGURES = {
 
 def format_value(entry: dict) -> str:
     """'5.73 ± 2.8 points (n=3 seeds; 95% CI -1.17 to 12.62)' from a claim entry: mean ± standard deviation,
-    what n counts and the interval its rule read, where the entry has one; text values pass through."""
+    what n counts and the interval its rule read, where the entry has one (a bootstrap over test images shows no
+    ± : its interval is the spread); text values pass through."""
     value = entry["measured"]
     if value is None:
         return "—"
     text = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
-    if entry.get("spread") is not None:
+    interval = entry.get("interval")
+    over_images = bool(interval) and interval.get("counts") == "test images"
+    # One image's paired difference is -100, 0 or +100 points, so its SD (~20) beside a 5-point mean reads as noise
+    # it is not: a bootstrap row shows its mean and its interval only.
+    if entry.get("spread") is not None and not over_images:
         text += f" ± {entry['spread']:.2g}"
     if entry.get("unit"):
         text += f" {entry['unit']}"
-    interval = entry.get("interval")
     if interval and interval.get("low") is not None:
         text += f" (n={interval['n']:,} {interval['counts']}; 95% CI {interval['low']:.2f} to {interval['high']:.2f})"
     elif entry.get("n"):
