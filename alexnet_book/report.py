@@ -16,6 +16,7 @@ import pandas as pd
 
 from .claims import CLAIMS
 from .results import REPO, results_root, shown
+from .stats import BOOTSTRAP
 
 COLUMNS = ["id", "section", "claim", "paper", "ours", "verdict", "note", "sensitivity", "rule", "notebook"]
 README_COLUMNS = ["id", "claim", "paper", "ours", "verdict", "note", "notebook"]  # the rules are in claims.csv
@@ -47,10 +48,10 @@ def format_value(entry: dict) -> str:
         return "—"
     text = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
     interval = entry.get("interval")
-    over_images = bool(interval) and interval.get("counts") == "test images"
     # One image's paired difference is -100, 0 or +100 points, so its SD (~20) beside a 5-point mean reads as noise
     # it is not: a bootstrap row shows its mean and its interval only.
-    if entry.get("spread") is not None and not over_images:
+    bootstrap = bool(interval) and interval.get("kind") == BOOTSTRAP
+    if entry.get("spread") is not None and not bootstrap:
         text += f" ± {entry['spread']:.2g}"
     if entry.get("unit"):
         text += f" {entry['unit']}"

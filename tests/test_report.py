@@ -90,8 +90,8 @@ def test_c2s_learning_curves_are_withheld_while_c2_is_undecided(tmp_path, monkey
 def test_a_bootstrap_row_shows_its_interval_not_the_per_image_sd():
     """A paired difference over test images is -100, 0 or +100 per image: its SD (~23 for a 5-point gain) is
     no spread a reader can set beside the mean, so the row shows the mean and the bootstrap interval."""
-    interval = {"n": 10_000, "counts": "test images", "low": 4.84, "high": 5.74}
+    interval = {"n": 10_000, "counts": "test images", "kind": "paired bootstrap (BCa)", "low": 4.84, "high": 5.74}
     entry = {"measured": 5.28, "spread": 22.86, "unit": "points", "interval": interval}
     assert report.format_value(entry) == "5.28 points (n=10,000 test images; 95% CI 4.84 to 5.74)"
-    over_seeds = {**entry, "spread": 2.04, "interval": {**interval, "n": 5, "counts": "seeds"}}
+    over_seeds = {**entry, "spread": 2.04, "interval": {**interval, "n": 5, "counts": "seeds", "kind": "Student t"}}
     assert report.format_value(over_seeds) == "5.28 ± 2 points (n=5 seeds; 95% CI 4.84 to 5.74)"
