@@ -285,6 +285,15 @@ def split_validation(full: ImageSet, val_size: int, train_size: int | None, seed
     return full.take(rest), full.take(val)
 
 
+def split_listing(total: int, val_size: int) -> tuple[list[int], list[int]]:
+    """(training, validation) indices of a training split too big to hold in memory (an ImageFolder listing):
+    validation `val_size` indices spread evenly over it, so each class of a sorted listing gives its share."""
+    held_out = evenly_spaced(total, val_size)
+    if not 0 < len(held_out) < total:
+        raise ValueError(f"a validation set of {val_size:,} images cannot come from {total:,} training images")
+    return sorted(set(range(total)) - set(held_out)), held_out
+
+
 def evenly_spaced(total: int, n: int) -> list[int]:
     """n indices spread evenly over range(total) (all of them when n >= total): every class of a sorted
     ImageFolder listing is represented."""

@@ -32,7 +32,7 @@ from .results import REPO, results_root, run_record
 from .timing import time_call
 from .towers import towers_from_grouped
 
-SMOKE = ["--profile", "smoke", "--train-size", "64", "--test-size", "32", "--batch-size", "16",
+SMOKE = ["--profile", "smoke", "--train-size", "64", "--val-size", "32", "--test-size", "32", "--batch-size", "16",
          "--width", "0.25", "--fc-size", "64"]
 
 

@@ -14,9 +14,13 @@ from .experiment import spread
 
 
 def budget_args(budget) -> list[str]:
-    """A profile's budget as the flags of `python -m alexnet_book.train` (size 0: every image)."""
+    """A profile's budget as the flags of `python -m alexnet_book.train` (size 0: every image). The budget's
+    held-out size sizes both held-out sets: that many training images held out as the validation split, which
+    the schedule reads, and that many test images, which the final ten-patch pass reports on (0: the profile's
+    validation split, every test image)."""
+    held_out = str(budget.test_size or 0)
     return ["--epochs", str(budget.epochs), "--batch-size", str(budget.batch_size),
-            "--train-size", str(budget.train_size or 0), "--test-size", str(budget.test_size or 0)]
+            "--train-size", str(budget.train_size or 0), "--val-size", held_out, "--test-size", held_out]
 
 
 def run_seeds(argv: list[str], out: Path, seeds) -> dict[int, dict]:
@@ -26,9 +30,9 @@ def run_seeds(argv: list[str], out: Path, seeds) -> dict[int, dict]:
     for seed in seeds:
         folder = out.with_name(f"{out.name}-seed{seed}")
         status = train.main([*argv, "--out", str(folder), "--seed", str(seed)])
-        if status != 0:
-            raise RuntimeError(f"{folder.name}: training stopped with status {status}; run it again to resume "
-                               "from its checkpoint")
+        if status != 0:  # 130: interrupted, resumable; 1 or 2: the command printed why (a diverged run, a setting)
+            advice = "run it again to resume from its checkpoint" if status == 130 else "its error is printed above"
+            raise RuntimeError(f"{folder.name}: training stopped with status {status}; {advice}")
         records[seed] = json.loads((folder / "run.json").read_text())
     return records
 

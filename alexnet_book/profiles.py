@@ -188,6 +188,9 @@ PROFILES: dict[str, Profile] = {
         description="ILSVRC-2012 (1.28M train / 50,000 val) in ImageFolder layout, on one or more GPUs",
         image_size=256,
         num_classes=1000,
+        # the training command's validation split (train.folder_inputs): 10 training images of each class held out
+        # of training; ILSVRC-2012's validation set is its test set. The section experiments use cifar's.
+        val_size=10_000,
         budgets={
             "00_setup": Budget(train_size=10_000, test_size=10_000),
             "01_architecture": Budget(batch_size=128),

@@ -1,10 +1,11 @@
 """The full-training command: `python -m alexnet_book.train` (also installed as `alexnet-book-train`).
 
 It reads top to bottom: arguments -> config -> data -> model -> optimizer -> fit (engine.py:
-checkpoint, resume) -> ten-patch test -> logs. The held-out images (--test-size) are a validation split: the
-schedule reads them (history's val_*), the final ten-patch pass reports on them. `torchrun --nproc_per_node=N
--m alexnet_book.train ...` runs it data-parallel (distributed.py). Notebook 08 calls `main` with a profile's budget; `--images DIR`
-trains on any folder of labelled images (folders.py), as notebook 12 does.
+checkpoint, resume) -> ten-patch test -> logs. Training images held out of training (--val-size) are the
+validation split, which the schedule reads (history's val_*); the final ten-patch pass alone reads the test images
+(--test-size). `torchrun --nproc_per_node=N -m alexnet_book.train ...` runs it data-parallel (distributed.py).
+Notebook 08 calls `main` with a profile's budget; `--images DIR` trains on any folder of labelled images
+(folders.py), as notebook 12 does: it has no test split, so its final pass reports on its validation split.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     budget.add_argument("--epochs", type=int)
     budget.add_argument("--batch-size", type=int, help="global batch, split evenly over the processes")
     budget.add_argument("--train-size", type=int, help="training images, a fixed subset (0: all)")
-    budget.add_argument("--test-size", type=int, help="held-out (validation) images, a fixed subset (0: all)")
+    budget.add_argument("--val-size", type=int, help="held-out training images the schedule reads (0: the profile's)")
+    budget.add_argument("--test-size", type=int, help="test images the final ten-patch pass reads, a fixed subset (0: all)")
     budget.add_argument("--eval-batch-size", type=int, default=64,
                         help="test images per process and batch (the ten-patch test runs 10x as many patches)")
     optim = p.add_argument_group("optimizer (section 5)")
@@ -152,11 +154,12 @@ def resolve_config(args: argparse.Namespace, device: torch.device) -> dict:
             config[key] = 0 if args.images and key in ("train_size", "test_size") else getattr(budget, key)
     for key in ("train_size", "test_size"):
         config[key] = config[key] or None  # 0: all
+    config["val_size"] = None if args.images else config["val_size"] or profile.val_size
     config["seed"] = profile.seed if args.seed is None else args.seed
     config["amp"] = args.amp or profile.amp or "float32"
-    # protocol v2: the plateau schedule reads the held-out validation split; a checkpoint without this key was
-    # scheduled on the test split (protocol v1), so prepare_out refuses to resume it rather than mix the two
-    config["schedule_split"] = "val"
+    # a checkpoint with another value (protocol v1, v2's first run of notebook 08) was scheduled on test images:
+    # prepare_out refuses to resume it rather than mix the two
+    config["schedule_split"] = "held-out training images"
     default_out = f"images-{args.images.resolve().name}" if args.images else NOTEBOOK
     config["out"] = args.out or results_root() / profile.name / default_out
     if args.images:
@@ -217,19 +220,21 @@ def transforms(side: int, mean: torch.Tensor, std: torch.Tensor, lighting, confi
     return train, test, whole
 
 
-def memory_sets(profile, config: dict) -> tuple[data.ImageSet, data.ImageSet, torch.Tensor, torch.Tensor]:
-    """A run's training and held-out images (CIFAR-10 or synthetic shapes) and the mean and std it normalizes by."""
-    train = data.load_dataset(profile, "train", config["data_root"], limit=config["train_size"])
-    val = data.load_dataset(profile, "test", config["data_root"], limit=config["test_size"])
+def memory_sets(profile, config: dict) -> tuple[data.Splits, torch.Tensor, torch.Tensor]:
+    """A run's training, validation (held out of training) and test images, CIFAR-10 or synthetic shapes, and the
+    mean and std it normalizes by. n training images are the n a section experiment of n trains on."""
+    full = data.load_dataset(profile, "train", config["data_root"])
+    train, val = data.split_validation(full, config["val_size"], config["train_size"], profile.seed)
+    test = data.load_dataset(profile, "test", config["data_root"], limit=config["test_size"])
     mean, std = data.channel_stats(train.images)
-    return train, val, mean, torch.ones(3) if config["mean_only"] else std
+    return data.Splits(train, val, test), mean, torch.ones(3) if config["mean_only"] else std
 
 
 def memory_inputs(profile, config: dict, device: torch.device) -> dict:
     """CIFAR-10 or synthetic shapes, held on the device (loaders.TensorLoader)."""
     with distributed.rank0_first():  # one process downloads, decodes and caches; the others read its cache
-        train, val, mean, std = memory_sets(profile, config)
-    return tensor_loaders(train, val, mean, std, rgb_pca(train.images), config, device)
+        sets, mean, std = memory_sets(profile, config)
+    return tensor_loaders(sets, mean, std, rgb_pca(sets.train.images), config, device)
 
 
 def own_inputs(profile, config: dict, device: torch.device) -> dict:
@@ -240,13 +245,16 @@ def own_inputs(profile, config: dict, device: torch.device) -> dict:
     std = torch.ones(3) if config["mean_only"] else own.stats["std"]
     train, val = own.train.subset(config["train_size"], config["seed"]), own.val.subset(config["test_size"], config["seed"])
     lighting = (own.stats["eigval"], own.stats["eigvec"])
-    return {**tensor_loaders(train, val, own.stats["mean"], std, lighting, config, device),
+    sets = data.Splits(train, val, val)  # no test split: the final ten-patch pass reports on the validation photos
+    return {**tensor_loaders(sets, own.stats["mean"], std, lighting, config, device),
             "record": {**own.record, "mean_only": config["mean_only"]}, "split": own.split}
 
 
-def tensor_loaders(train: data.ImageSet, val: data.ImageSet, mean: torch.Tensor, std: torch.Tensor, lighting,
-                   config: dict, device: torch.device) -> dict:
-    """Training, validation and ten-patch loaders over image sets in memory (loaders.TensorLoader)."""
+def tensor_loaders(sets: data.Splits, mean: torch.Tensor, std: torch.Tensor, lighting, config: dict,
+                   device: torch.device) -> dict:
+    """Training and validation loaders over images in memory (loaders.TensorLoader); the test set's ten-patch
+    loader is made only when the final evaluation asks for it."""
+    train, val, test = sets
     train_tf, test_tf, whole = transforms(train.images.shape[-1], mean, std, lighting, config)
     shards = dict(device=device, rank=distributed.rank(), world_size=distributed.world_size())
     batch, eval_batch = config["batch_size"] // distributed.world_size(), config["eval_batch_size"]
@@ -254,18 +262,21 @@ def tensor_loaders(train: data.ImageSet, val: data.ImageSet, mean: torch.Tensor,
         "train": TensorLoader(train, batch, shuffle=True, seed=config["seed"], transform=train_tf, drop_last=True,
                               **shards),
         "val": TensorLoader(val, eval_batch, transform=test_tf, **shards),
-        "ten_patch": lambda: TensorLoader(val, eval_batch, transform=whole, **shards),
+        "ten_patch": lambda: TensorLoader(test, eval_batch, transform=whole, **shards),
         "classes": train.classes,
     }
 
 
 def folder_inputs(profile, config: dict, device: torch.device) -> dict:
-    """ILSVRC-2012 in ImageFolder layout, decoded by DataLoader workers (loaders.FolderLoader)."""
+    """ILSVRC-2012 in ImageFolder layout, decoded by DataLoader workers (loaders.FolderLoader). The validation
+    split is --val-size training images spread evenly over the classes and held out of training; ILSVRC-2012's
+    own validation set, where the paper reports, is the test set that the final ten-patch pass reads."""
     root = data.data_root(config["data_root"]) / "imagenet"
-    train_set, val_set = data.ImageFolderDataset(root, "train"), data.ImageFolderDataset(root, "val")
+    train_set, test_set = data.ImageFolderDataset(root, "train"), data.ImageFolderDataset(root, "val")
+    kept, held_out = data.split_listing(len(train_set), config["val_size"])
 
-    def part(dataset, n):
-        return torch.utils.data.Subset(dataset, data.evenly_spaced(len(dataset), n)) if n else dataset
+    def part(dataset, indices, n):  # n of the indices, spread evenly (all of them when n is None)
+        return torch.utils.data.Subset(dataset, [indices[i] for i in data.evenly_spaced(len(indices), n)] if n else indices)
 
     sample = data.evenly_spaced(len(train_set), STATS_IMAGES)  # every class, as the sorted listing has them
 
@@ -279,12 +290,12 @@ def folder_inputs(profile, config: dict, device: torch.device) -> dict:
     batch, eval_batch = config["batch_size"] // distributed.world_size(), config["eval_batch_size"]
     common = dict(device=device, rank=distributed.rank(), world_size=distributed.world_size(),
                   workers=config["workers"])
-    val = part(val_set, config["test_size"])
+    test = part(test_set, range(len(test_set)), config["test_size"])
     return {
-        "train": FolderLoader(part(train_set, config["train_size"]), batch, shuffle=True, seed=config["seed"],
+        "train": FolderLoader(part(train_set, kept, config["train_size"]), batch, shuffle=True, seed=config["seed"],
                               transform=train_tf, **common),
-        "val": FolderLoader(val, eval_batch, transform=test_tf, **common),
-        "ten_patch": lambda: FolderLoader(val, eval_batch, transform=whole, **common),  # whole 256x256 images
+        "val": FolderLoader(torch.utils.data.Subset(train_set, held_out), eval_batch, transform=test_tf, **common),
+        "ten_patch": lambda: FolderLoader(test, eval_batch, transform=whole, **common),  # whole 256x256 images
         "classes": train_set.classes,
     }
 

@@ -17,14 +17,14 @@ from torch import nn
 from alexnet_book import data, engine, paper_runs, train
 from alexnet_book.augment import Normalize, TrainTransform
 from alexnet_book.loaders import TensorLoader
-from alexnet_book.profiles import get_profile
+from alexnet_book.profiles import Budget, get_profile
 from alexnet_book.backend import seed_everything
 
 EPOCHS = 6
 # A tiny AlexNet (kernels 6-16-24-24-16, fc 32) on 96 synthetic images: 6 steps an epoch. On the CPU
 # even on a GPU machine: a resume is bit-identical on the CPU (engine.fit); on CUDA, cuDNN may pick other
 # kernels in another process (make gpu-check resumes on CUDA).
-TINY = ["--profile", "smoke", "--epochs", str(EPOCHS), "--train-size", "96", "--test-size", "32",
+TINY = ["--profile", "smoke", "--epochs", str(EPOCHS), "--train-size", "96", "--val-size", "32", "--test-size", "32",
         "--batch-size", "16", "--width", "0.0625", "--fc-size", "32", "--lr", "0.02", "--device", "cpu"]
 
 
@@ -135,6 +135,43 @@ def test_a_checkpoint_scheduled_on_the_test_split_is_not_resumed(tmp_path, capsy
     (out / "config.json").write_text(json.dumps(config))
     assert train.main(args) == 2
     assert "other settings (schedule_split)" in capsys.readouterr().err
+
+
+def test_validation_images_are_training_images_held_out_of_training():
+    """The command's validation split comes from the training split, outside the training subset (the training
+    subset is the one a section experiment of that size trains on); its test set is the test split."""
+    smoke = get_profile("smoke")
+    config = train.resolve_config(train.parse_args([*TINY, "--out", "unused"]), torch.device("cpu"))
+    sets, _, _ = train.memory_sets(smoke, config)
+    full, test_split = data.load_dataset(smoke, "train"), data.load_dataset(smoke, "test")
+    rows = {tuple(image.flatten().tolist()) for image in full.images}
+    assert (len(sets.train), len(sets.val), len(sets.test)) == (96, 32, 32)
+    assert all(tuple(image.flatten().tolist()) in rows for image in sets.val.images)
+    assert not {tuple(i.flatten().tolist()) for i in sets.val.images} & {tuple(i.flatten().tolist()) for i in sets.train.images}
+    assert torch.equal(sets.test.images, test_split.subset(32, smoke.seed).images)
+    section = data.experiment_data(smoke, Budget(train_size=96))  # its validation split is another size (300)
+    assert torch.equal(sets.train.images, section.train.images) and len(section.val) != len(sets.val)
+
+
+def test_the_schedule_and_the_history_never_read_the_test_images(tmp_path, monkeypatch):
+    """Issue 32 for the training command: a run whose test images carry wrong labels trains exactly as one with the
+    right labels, epoch by epoch, learning-rate drops included; only the final ten-patch report differs."""
+    args = [*TINY, "--epochs", "4", "--patience", "0", "--lr", "0.05"]
+    assert train.main([*args, "--out", str(tmp_path / "right")]) == 0
+    load = data.load_dataset
+
+    def wrong_test_labels(profile, split="train", root=None, limit=None):
+        images = load(profile, split, root, limit)
+        return images if split == "train" else data.ImageSet(images.images, (images.labels + 1) % 10, images.classes)
+
+    monkeypatch.setattr(data, "load_dataset", wrong_test_labels)
+    assert train.main([*args, "--out", str(tmp_path / "wrong")]) == 0
+    right, wrong = (pd.read_csv(tmp_path / run / "history.csv").drop(columns=["seconds", "img_per_s"])
+                    for run in ("right", "wrong"))
+    pd.testing.assert_frame_equal(right, wrong)
+    assert right["lr"].nunique() > 1, "no learning-rate drop: the test proves nothing about the schedule"
+    finals = [json.loads((tmp_path / run / "run.json").read_text())["final"]["ten_top1"] for run in ("right", "wrong")]
+    assert finals[0] != finals[1]
 
 
 @pytest.mark.parametrize("flags, code, message", [
@@ -263,3 +300,6 @@ def test_budget_args_hand_a_profile_budget_to_the_command():
     args = train.parse_args(["--profile", "smoke", *paper_runs.budget_args(budget)])
     assert (args.epochs, args.batch_size) == (budget.epochs, budget.batch_size)
     assert args.train_size == (budget.train_size or 0) and args.test_size == (budget.test_size or 0)
+    assert args.val_size == args.test_size  # as many held-out training images as test images
+    cuda = train.parse_args(paper_runs.budget_args(get_profile("cifar").budget("08_full_training", "cuda")))
+    assert (cuda.train_size, cuda.val_size, cuda.test_size) == (0, 0, 0)  # all 45,000, the profile's 5,000, all 10,000

@@ -256,6 +256,16 @@ def test_validation_never_meets_training_and_keeps_the_old_subsets():
     assert torch.equal(val_again.labels, val.labels) and len(again) == 70  # one validation set per profile
 
 
+def test_a_listing_too_big_for_memory_holds_out_every_class_share():
+    """An ImageFolder listing sorted by class (4 classes of 25): 8 held out, 2 of each class, none trained on."""
+    train, held_out = data.split_listing(100, 8)
+    assert len(held_out) == 8 and sorted(train + held_out) == list(range(100))
+    assert [i // 25 for i in held_out] == [0, 0, 1, 1, 2, 2, 3, 3]
+    for size in (0, 100, 150):
+        with pytest.raises(ValueError, match="validation"):
+            data.split_listing(100, size)
+
+
 @pytest.mark.parametrize("val_size, train_size", [(0, 10), (100, None), (30, 71)])
 def test_a_validation_split_that_cannot_be_had_says_why(val_size, train_size):
     full = data.ImageSet(torch.zeros(100, 3, 2, 2, dtype=torch.uint8), torch.arange(100), ())

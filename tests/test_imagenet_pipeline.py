@@ -75,11 +75,13 @@ def test_ranks_share_the_epoch_and_the_validation_set(tree):
     assert sorted(torch.cat(labels).tolist()) == sorted(val.labels)  # every image once
 
 
-def test_the_command_trains_on_an_image_folder_end_to_end(tree, tmp_path):
+def test_the_command_trains_on_an_image_folder_end_to_end(tree, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["--profile", "imagenet", "--data-root", str(tree), "--epochs", "1", "--batch-size", "4",
             "--width", "0.0625", "--fc-size", "32", "--workers", "2", "--amp", "float32", "--out", str(out)]
-    assert train.main(args) == 0
+    assert train.main(args) == 2  # the profile holds out 10,000 training images: not in a tree of 12
+    assert "validation set of 10,000 images cannot come from 12 training images" in capsys.readouterr().err
+    assert train.main([*args, "--val-size", "2"]) == 0  # one image of each class held out, 10 trained on
     history = pd.read_csv(out / "history.csv")
     assert len(history) == 1 and history["img_per_s"].iloc[0] > 0
     record = json.loads((out / "run.json").read_text())
