@@ -2,7 +2,8 @@
 
 Executed copies go to results/<profile>/notebooks/; the sources in notebooks/ are never touched
 (`--book` copies a finished run back over them: `make book`). Wall times per notebook go to
-results/<profile>/reproduce.json.
+results/<profile>/reproduce.json: a notebook's time is the sum of its runs since it last finished, so one that was
+interrupted and then resumed from its checkpoints counts both runs (reproduce-unfinished.json keeps the first).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import json
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -56,6 +58,41 @@ def run_notebook(source: Path, output: Path, profile: str) -> float:
     papermill.execute_notebook(str(source), str(output), parameters={"PROFILE": profile}, cwd=str(NOTEBOOKS),
                                kernel_name="python3", progress_bar=False, extra_arguments=KERNEL_ARGUMENTS)
     return time.perf_counter() - tic
+
+
+UNFINISHED_EVERY = 30  # seconds between writes of a running notebook's time so far
+
+
+def run_counting_unfinished(source: Path, output: Path, profile: str, unfinished_file: Path) -> float:
+    """run_notebook's seconds plus those of this notebook's earlier runs that did not finish (failed, stopped or
+    killed, then resumed from their checkpoints). A running notebook's time so far is written to
+    `unfinished_file` every UNFINISHED_EVERY seconds, so a run killed outright loses at most that much."""
+    unfinished = json.loads(unfinished_file.read_text()) if unfinished_file.exists() else {}
+    carried, tic, finished = unfinished.get(source.stem, 0.0), time.perf_counter(), threading.Event()
+
+    def write_so_far():
+        unfinished[source.stem] = round(carried + time.perf_counter() - tic, 1)
+        unfinished_file.write_text(json.dumps(unfinished, indent=2) + "\n")
+
+    def every_while_running():
+        while not finished.wait(UNFINISHED_EVERY):
+            write_so_far()
+
+    writer = threading.Thread(target=every_while_running, daemon=True)
+    writer.start()
+    seconds = None
+    try:
+        seconds = run_notebook(source, output, profile)
+    finally:
+        finished.set()
+        writer.join()
+        if seconds is None:  # failed or stopped (Ctrl-C): its time so far counts when the notebook next finishes
+            write_so_far()
+    unfinished.pop(source.stem, None)
+    unfinished_file.write_text(json.dumps(unfinished, indent=2) + "\n")
+    if carried:
+        print(f"[{profile}] {source.name}: {carried:.0f} s of earlier unfinished runs counted", flush=True)
+    return carried + seconds
 
 
 def to_book(executed: Path, source: Path) -> None:
@@ -131,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[{args.profile}] {source.name} ...", flush=True)
         executed = out / "notebooks" / source.name
         try:
-            seconds = run_notebook(source, executed, args.profile)
+            seconds = run_counting_unfinished(source, executed, args.profile, out / "reproduce-unfinished.json")
         except Exception as error:
             sys.exit(f"notebook {source.name} failed ({type(error).__name__}); see {shown(executed)}\n{error}")
         timings[source.stem] = round(seconds, 1)

@@ -1,4 +1,5 @@
 import json
+import time
 
 import nbformat
 import pytest
@@ -37,6 +38,28 @@ def test_failing_notebook_is_named(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="notebook 00_broken.ipynb failed"):
         reproduce.main(["--profile", "smoke"])
     assert not (tmp_path / "results" / "smoke" / "notebooks" / "01_never.ipynb").exists()
+
+
+def test_a_notebook_resumed_after_an_unfinished_run_counts_both_runs(tmp_path, monkeypatch):
+    """A run killed outright leaves its time so far (written while it ran); one that fails writes it at once; the
+    next run that finishes adds them and clears them."""
+    ledger, source = tmp_path / "unfinished.json", tmp_path / "05_x.ipynb"
+    monkeypatch.setattr(reproduce, "UNFINISHED_EVERY", 0.05)
+
+    def killed(*args):  # the ledger as a run killed after about 0.3 s leaves it
+        time.sleep(0.3)
+        assert json.loads(ledger.read_text())["05_x"] >= 0.2  # written while the notebook ran
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reproduce, "run_notebook", killed)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.run_counting_unfinished(source, tmp_path / "out.ipynb", "smoke", ledger)
+    first = json.loads(ledger.read_text())["05_x"]
+    assert first >= 0.3
+    monkeypatch.setattr(reproduce, "run_notebook", lambda *args: 10.0)
+    assert reproduce.run_counting_unfinished(source, tmp_path / "out.ipynb", "smoke", ledger) == pytest.approx(first + 10.0)
+    assert json.loads(ledger.read_text()) == {}
+    assert reproduce.run_counting_unfinished(source, tmp_path / "out.ipynb", "smoke", ledger) == 10.0  # nothing carried
 
 
 def test_only_selects_by_prefix_and_rejects_unknown(tmp_path, monkeypatch):
