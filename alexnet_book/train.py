@@ -157,9 +157,9 @@ def resolve_config(args: argparse.Namespace, device: torch.device) -> dict:
     config["val_size"] = None if args.images else config["val_size"] or profile.val_size
     config["seed"] = profile.seed if args.seed is None else args.seed
     config["amp"] = args.amp or profile.amp or "float32"
-    # a checkpoint with another value (protocol v1, v2's first run of notebook 08) was scheduled on test images:
-    # prepare_out refuses to resume it rather than mix the two
-    config["schedule_split"] = "held-out training images"
+    # a profile's checkpoint with another value (protocol v1, v2's first run of notebook 08) was scheduled on test
+    # images: prepare_out refuses to resume it; your own images were always scheduled on their validation photos
+    config["schedule_split"] = "val" if args.images else "held-out training images"
     default_out = f"images-{args.images.resolve().name}" if args.images else NOTEBOOK
     config["out"] = args.out or results_root() / profile.name / default_out
     if args.images:

@@ -206,6 +206,10 @@ def test_a_run_on_images_takes_epochs_and_batch_from_its_budget_and_every_image(
     assert config["image_size"] == 256 and config["val_fraction"] == 0.2 and config["out"].endswith("smoke/images-photos")
     plain = train.resolve_config(train.parse_args(["--profile", "smoke"]), torch.device("cpu"))
     assert not {"images", "image_size", "val_fraction", "split_seed"} & plain.keys()  # old runs' configs unchanged
+    # your own images were always scheduled on their validation photos, so their checkpoints keep resuming; a
+    # profile's run now holds training images out, and one scheduled on test images is refused (test_cli)
+    assert config["schedule_split"] == "val" and config["val_size"] is None
+    assert plain["schedule_split"] == "held-out training images" and plain["val_size"] == 300
 
 
 def test_notebook_12s_stand_in_folder_and_notebook_09s_top5_share_the_code(tmp_path):
