@@ -70,9 +70,12 @@ def run_counting_unfinished(source: Path, output: Path, profile: str, unfinished
     unfinished = json.loads(unfinished_file.read_text()) if unfinished_file.exists() else {}
     carried, tic, finished = unfinished.get(source.stem, 0.0), time.perf_counter(), threading.Event()
 
+    def save():
+        unfinished_file.write_text(json.dumps(unfinished, indent=2) + "\n")
+
     def write_so_far():
         unfinished[source.stem] = round(carried + time.perf_counter() - tic, 1)
-        unfinished_file.write_text(json.dumps(unfinished, indent=2) + "\n")
+        save()
 
     def every_while_running():
         while not finished.wait(UNFINISHED_EVERY):
@@ -89,7 +92,7 @@ def run_counting_unfinished(source: Path, output: Path, profile: str, unfinished
         if seconds is None:  # failed or stopped (Ctrl-C): its time so far counts when the notebook next finishes
             write_so_far()
     unfinished.pop(source.stem, None)
-    unfinished_file.write_text(json.dumps(unfinished, indent=2) + "\n")
+    save()
     if carried:
         print(f"[{profile}] {source.name}: {carried:.0f} s of earlier unfinished runs counted", flush=True)
     return carried + seconds
