@@ -204,9 +204,9 @@ def readme_block(profile: str = "cifar") -> str:
              + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()) + "). *ours* is the mean ± standard "
              "deviation, with n and what it counts (seeds, or test images) and the 95% interval the rule judged: "
              "Student t over seeds, or a paired bootstrap over test images (claims.py). The code is protocol v2 "
-             "(docs/protocol.md: a validation split drives every decision, t intervals, declared threshold ranges); "
-             f"a note that begins \"{V1_NOTE}\" comes from a run of the earlier protocol, whose verdict the rerun "
-             "may change.", "",
+             "(docs/protocol.md: a validation split drives every decision, t intervals, declared threshold ranges)"
+             + (f"; a note that begins \"{V1_NOTE}\" comes from a run of the earlier protocol, whose verdict the "
+                "rerun may change." if table["note"].str.startswith(V1_NOTE).any() else "."), "",
              to_markdown(table, link_prefix="notebooks/", columns=README_COLUMNS)]
     lines += ["What each claim was tested on (the regime it needs; the budget of the run that measured it):", ""]
     lines += [f"- **{row.id}** ({row.notebook or 'no notebook yet'}): regime: {CLAIMS[row.id].regime}; "
