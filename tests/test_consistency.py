@@ -155,3 +155,28 @@ def test_a_protocol_v2_entry_is_rejudged_from_what_it_recorded():
                    unit="points", regime={"converged": False})
     for entry in json.loads(json.dumps(results.claims)):
         assert _rejudge(entry, {}).verdict == entry["verdict"]
+
+
+def protocol_time_table() -> list[list[str]]:
+    """The rows of docs/protocol.md's table of estimated against measured minutes of the v2 run."""
+    doc = (REPO / "docs" / "protocol.md").read_text()
+    section = doc.split("### The v2 run's time, estimated and measured", 1)[1].split("\n\n", 2)[1]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()[2:]]
+
+
+def test_protocol_doc_times_are_reproduce_json_and_the_readme_agrees():
+    """docs/protocol.md's measured minutes are reproduce.json's; the README's estimate is the doc's total."""
+    seconds = json.loads((CIFAR / "reproduce.json").read_text())
+    rows = protocol_time_table()
+    for notebook, _estimate, measured, *_ in rows[:-1]:
+        names = [name for name in seconds if name[:2] in re.findall(r"\b\d\d\b", notebook)]
+        assert names, notebook
+        if measured == "—":  # awaiting its v2 rerun: its committed run is protocol v1's
+            assert all("protocol" not in json.loads((CIFAR / name / "metrics.json").read_text())["run"] for name in names)
+            continue
+        assert int(measured) == round(sum(seconds[name] for name in names) / 60), notebook
+    *_, (total, estimate, measured, *_) = rows
+    assert total == "all" and int(measured) == round(sum(seconds.values()) / 60)
+    readme = (REPO / "README.md").read_text()
+    assert f"about {estimate.strip('~')} minutes in all" in readme
+    assert ("the measured total above is longer still" in readme) == (int(measured) > int(estimate.strip("~")))
