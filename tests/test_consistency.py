@@ -131,13 +131,18 @@ def test_every_committed_verdict_is_what_the_current_rules_say_of_its_numbers():
     assert judged + len(awaiting_rerun) == len(claims.CLAIMS)
 
 
+def ran_under_v1(notebook: str) -> bool:
+    """Protocol v1's runs recorded no protocol version: they await their notebook's rerun."""
+    return "protocol" not in json.loads((CIFAR / notebook / "metrics.json").read_text())["run"]
+
+
 def test_every_committed_notebook_ran_at_its_current_cifar_budget():
     """A budget changed in profiles.py after a notebook ran leaves outputs from another experiment:
     rerun that notebook (`make book ONLY=NN`)."""
     profile = get_profile("cifar")
     for path in sorted(CIFAR.glob("*/metrics.json")):
         run = json.loads(path.read_text())["run"]
-        if "protocol" not in run:  # protocol v1's run, awaiting its rerun: every claim it holds says so
+        if ran_under_v1(path.parent.name):  # every claim it holds says so
             assert all(report.judged_under_v1(entry) for entry in json.loads(path.read_text())["claims"]), path.parent.name
             continue
         assert run["protocol"] == PROTOCOL_VERSION, f"{path.parent.name} ran under protocol {run['protocol']}: rerun it"
@@ -172,7 +177,7 @@ def test_protocol_doc_times_are_reproduce_json_and_the_readme_agrees():
         names = [name for name in seconds if name[:2] in re.findall(r"\b\d\d\b", notebook)]
         assert names, notebook
         if measured == "—":  # awaiting its v2 rerun: its committed run is protocol v1's
-            assert all("protocol" not in json.loads((CIFAR / name / "metrics.json").read_text())["run"] for name in names)
+            assert all(ran_under_v1(name) for name in names)
             continue
         assert int(measured) == round(sum(seconds[name] for name in names) / 60), notebook
     *_, (total, estimate, measured, *_) = rows
