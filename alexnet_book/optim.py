@@ -138,6 +138,11 @@ class Recipe:
     # step of a mean gradient scaled by epsW, which is torch's weight_decay * lr * W: wc carries over unchanged.
     layer_weight_decay: tuple[tuple[str, float], ...] = ()
 
+    def __post_init__(self):
+        # A rate read from a pandas table is a numpy float, whose repr is not a float's; the checkpoint key
+        # (checkpoint.run_path) is the recipe's repr, so without this one run would get two files.
+        object.__setattr__(self, "lr", float(self.lr))
+
     def finished(self, history: list[dict]) -> bool:
         """Whether a run ends before its epochs run out: its running training error has fallen to
         `stop_at_train_top1`, or its schedule is spent on the validation error (`schedule_spent`). Reads no

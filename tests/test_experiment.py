@@ -388,7 +388,8 @@ def test_the_chosen_rates_sweep_runs_continue_to_a_lower_line_as_if_trained_at_o
     recipe = Recipe(lr=0.05, epochs=4, batch_size=32, plateau_drops=0)
     sweep = experiment.sweep_to_line("tiny", tiny, recipe, [0.05], sets, seeds=(0,), line=80.0, extend=0, **options)
     assert sweep["epochs_to_line"].notna().all()
-    lower = replace(recipe, stop_at_train_top1=0.0)  # never reached: the run goes on to its cap
+    chosen = sweep.loc[sweep["chosen"], "lr"].iloc[0]  # as notebook 02 reads it: a numpy float, not a float
+    lower = replace(recipe, lr=chosen, stop_at_train_top1=0.0)  # never reached: the run goes on to its cap
     continued = experiment.train_seeds(experiment.run_name("tiny", 0.05), tiny, lower, sets, seeds=[0], **options)
     straight = experiment.train_seeds("straight", tiny, lower, sets, seeds=[0], train_transform=norm, test_transform=norm)
     assert len(list(tmp_path.glob("*.pt"))) == 1 and len(continued.history) == 4
