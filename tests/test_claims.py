@@ -2,6 +2,7 @@
 ranges of thresholds (a verdict that flips inside one is inconclusive), bounds and single seeds."""
 
 import math
+import re
 
 import pytest
 
@@ -171,6 +172,7 @@ def test_every_claim_has_a_rule_and_a_regime():
     rules = {name.split("_")[0].upper() for name in dir(claims) if name[0] == "c" and name[1:2].isdigit()}
     assert rules == set(claims.CLAIMS)
     assert all(claim.regime for claim in claims.CLAIMS.values())
+    assert re.findall(r"\d+", claims.CLAIMS["C1"].regime) == [f"{line:g}" for line in claims.C1_LINES]  # C1 is judged at each
 
 
 def test_claim_entry_rejects_unknown_ids_and_verdicts():

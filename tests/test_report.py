@@ -28,7 +28,7 @@ def test_block_lists_every_claim_the_figures_that_exist_and_the_run_time(tmp_pat
     assert "1 partly" in block and "12 not measured yet" in block
     assert "figure1.png" in block and "lrn_ablation.png" not in block  # only figures that exist
     assert "took 2 minutes of notebook time on cpu: test" in block
-    assert ("- **C1** (02_relu_vs_tanh): regime: every run crosses 25% training error; "
+    assert ("- **C1** (02_relu_vs_tanh): regime: every run crosses every training-error line it is judged at (20, 25 and 30%); "
             "15 epoch(s) on 10,000 training images, 3 seeds") in block
     # a notebook continued from its checkpoints: its last process took 1 s, the book's record says 2 minutes
     records = report.run_records(tmp_path / "cifar")
