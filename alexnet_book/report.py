@@ -62,19 +62,6 @@ def format_value(entry: dict) -> str:
     return text
 
 
-V1_NOTE = "protocol v1 (judged on mean ± 2 standard errors, test-set schedules): awaiting the v2 rerun"
-
-
-def judged_under_v1(entry: dict) -> bool:
-    """Protocol v1's entries predate the sensitivity field that every v2 entry carries (claims.claim_entry)."""
-    return "sensitivity" not in entry
-
-
-def _with_protocol(entry: dict) -> str:
-    """The entry's note, led by V1_NOTE for a protocol v1 entry, so no reader takes its verdict for v2's."""
-    return "; ".join(part for part in (V1_NOTE if judged_under_v1(entry) else "", entry.get("note") or "") if part)
-
-
 def collect_claims(profile_dir: Path) -> pd.DataFrame:
     """Every claim entry under profile_dir/*/metrics.json, plus a row for each claim nobody measured."""
     rows = {}
@@ -83,7 +70,7 @@ def collect_claims(profile_dir: Path) -> pd.DataFrame:
             claim = CLAIMS[entry["id"]]
             rows.setdefault(entry["id"], []).append({
                 "id": entry["id"], "section": claim.section, "claim": claim.claim, "paper": claim.paper,
-                "ours": format_value(entry), "verdict": entry["verdict"], "note": _with_protocol(entry),
+                "ours": format_value(entry), "verdict": entry["verdict"], "note": entry.get("note") or "",
                 "sensitivity": entry.get("sensitivity") or "",
                 "rule": entry["rule"], "notebook": path.parent.name,
             })
@@ -204,9 +191,8 @@ def readme_block(profile: str = "cifar") -> str:
              + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()) + "). *ours* is the mean ± standard "
              "deviation, with n and what it counts (seeds, or test images) and the 95% interval the rule judged: "
              "Student t over seeds, or a paired bootstrap over test images (claims.py). The code is protocol v2 "
-             "(docs/protocol.md: a validation split drives every decision, t intervals, declared threshold ranges)"
-             + (f"; a note that begins \"{V1_NOTE}\" comes from a run of the earlier protocol, whose verdict the "
-                "rerun may change." if table["note"].str.startswith(V1_NOTE).any() else "."), "",
+             "(docs/protocol.md: a validation split drives every decision, t intervals, declared threshold ranges).",
+             "",
              to_markdown(table, link_prefix="notebooks/", columns=README_COLUMNS)]
     lines += ["What each claim was tested on (the regime it needs; the budget of the run that measured it):", ""]
     lines += [f"- **{row.id}** ({row.notebook or 'no notebook yet'}): regime: {CLAIMS[row.id].regime}; "

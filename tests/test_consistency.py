@@ -105,19 +105,15 @@ def test_every_committed_verdict_is_what_the_current_rules_say_of_its_numbers():
     """A rule changed in claims.py after a notebook ran leaves a verdict or note that the code no longer
     gives: rerun that notebook (`make book ONLY=NN`).
 
-    Version-aware: an entry without an "interval" key was judged by protocol v1 (mean ± 2 standard errors,
-    other measures and arguments), which today's rules cannot re-judge from what it recorded. Those entries
-    await the rerun of their notebooks under protocol v2 and are skipped here, counted; every entry written by
-    results.claim or results.judged since v2 has the key (None where a claim has no interval) and is re-judged.
+    Every entry written by results.claim or results.judged since protocol v2 has an "interval" key (None where
+    a claim has no interval); one without it was judged by protocol v1, which today's rules cannot re-judge.
     """
-    judged, awaiting_rerun = 0, []
+    judged = 0
     for path in sorted(CIFAR.glob("*/metrics.json")):
         record = json.loads(path.read_text())
         for entry in record["claims"]:
             where = f"{entry['id']} in {path.parent.name} (code {record['run']['git']})"
-            if "interval" not in entry:
-                awaiting_rerun.append(where)
-                continue
+            assert "interval" in entry, f"{where} was judged under protocol v1: rerun it"
             try:
                 judgement = _rejudge(entry, record["metrics"])
             except KeyError as missing:
@@ -128,12 +124,7 @@ def test_every_committed_verdict_is_what_the_current_rules_say_of_its_numbers():
             assert _words(judgement.note) in _words(entry["note"]), \
                 f"{where}: the rule's note is now {judgement.note!r}; committed {entry['note']!r}"
             judged += 1
-    assert judged + len(awaiting_rerun) == len(claims.CLAIMS)
-
-
-def ran_under_v1(notebook: str) -> bool:
-    """Protocol v1's runs recorded no protocol version: they await their notebook's rerun."""
-    return "protocol" not in json.loads((CIFAR / notebook / "metrics.json").read_text())["run"]
+    assert judged == len(claims.CLAIMS)
 
 
 def test_every_committed_notebook_ran_at_its_current_cifar_budget():
@@ -142,10 +133,7 @@ def test_every_committed_notebook_ran_at_its_current_cifar_budget():
     profile = get_profile("cifar")
     for path in sorted(CIFAR.glob("*/metrics.json")):
         run = json.loads(path.read_text())["run"]
-        if ran_under_v1(path.parent.name):  # every claim it holds says so
-            assert all(report.judged_under_v1(entry) for entry in json.loads(path.read_text())["claims"]), path.parent.name
-            continue
-        assert run["protocol"] == PROTOCOL_VERSION, f"{path.parent.name} ran under protocol {run['protocol']}: rerun it"
+        assert run.get("protocol") == PROTOCOL_VERSION, f"{path.parent.name} ran under protocol {run.get('protocol', 1)}: rerun it"
         budget = json.loads(json.dumps(vars(profile.budget(path.parent.name, run["device"].split(":")[0]))))
         assert run["budget"] == budget, f"{path.parent.name} ran at {run['budget']}; profiles.py now says {budget}"
 
@@ -176,9 +164,6 @@ def test_protocol_doc_times_are_reproduce_json_and_the_readme_agrees():
     for notebook, _estimate, measured, *_ in rows[:-1]:
         names = [name for name in seconds if name[:2] in re.findall(r"\b\d\d\b", notebook)]
         assert names, notebook
-        if measured == "—":  # awaiting its v2 rerun: its committed run is protocol v1's
-            assert all(ran_under_v1(name) for name in names)
-            continue
         assert int(measured) == round(sum(seconds[name] for name in names) / 60), notebook
     *_, (total, estimate, measured, *_) = rows
     assert total == "all" and int(measured) == round(sum(seconds.values()) / 60)

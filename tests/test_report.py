@@ -35,19 +35,6 @@ def test_block_lists_every_claim_the_figures_that_exist_and_the_run_time(tmp_pat
     assert records[["notebook_min", "last_process_s"]].values.tolist() == [[2.0, 1]]
 
 
-def test_the_block_explains_protocol_v1_notes_only_while_one_is_shown(tmp_path, monkeypatch):
-    monkeypatch.setenv("ALEXNET_BOOK_RESULTS", str(tmp_path))
-    nb = tmp_path / "cifar" / "01_architecture"
-    nb.mkdir(parents=True)
-    claim = {"id": "C6", "measured": 6e7, "verdict": "reproduced", "rule": "r", "note": "a count"}  # no sensitivity: v1
-    run = {"device": "cpu: test", "budget": {"epochs": 1, "train_size": None, "seeds": [0]}}
-    (nb / "metrics.json").write_text(json.dumps({"run": run, "metrics": {}, "claims": [claim]}))
-    assert f"a note that begins \"{report.V1_NOTE}\"" in report.readme_block("cifar")
-    (nb / "metrics.json").write_text(json.dumps({"run": run, "metrics": {}, "claims": [claim | {"sensitivity": ""}]}))
-    block = report.readme_block("cifar")
-    assert report.V1_NOTE not in block and "declared threshold ranges)." in block
-
-
 def test_with_block_replaces_only_the_generated_part():
     readme = f"intro\n{report.START}\nold\n{report.END}\nafter\n## Layout\nx\n"
     assert report.with_block(readme, "NEW") == "intro\nNEW\nafter\n## Layout\nx\n"
