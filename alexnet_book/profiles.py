@@ -112,9 +112,9 @@ CIFAR_GPU_BUDGETS = {
 # test_size held-out test images to predict on; CIFAR's 32-pixel images stay at 32 (--image-size), their 28-pixel
 # training patches scaled up to 224 as in notebook 08. The aim: about 15 minutes on 2 cores, at the ~50 img/s
 # the paper's net trains at there alone (12 epochs of 1,600 images, ~7 min, plus the validation, ten-patch and
-# prediction passes). Measured 2026-12-07: 23.9 min of notebook time, on 2 cores shared with other sessions
-# (load 4-8; 11-46 img/s, median 17.5); validation error 69% -> 40% (ten patches 38.5%), held out 41.2%, the
-# learning rate never divided: still improving, as a demonstration may be.
+# prediction passes). Measured 2026-12-07 (protocol v2 code, alone on 2 cores): 10.5 min of notebook time
+# (33-46 img/s, median 41); validation error 67.5% -> 39.5% (ten patches 38.2%), held out 38.8%, the rate
+# divided once (epoch 7). An earlier run beside other work took 24 min at a median 17.5 img/s.
 OWN_IMAGES_BUDGETS = {
     "12_your_own_images": Budget(epochs=12, train_size=2_000, test_size=250, batch_size=64),
     # on a GPU: all 25,000 training images of the five classes, and epochs enough for the plateau schedule
